@@ -59,7 +59,7 @@ def main() -> None:
         tmp = Path(tmp)
         corpus = synthetic_corpus(tmp / "data", args.clips)
         naive, _ = run("naive", corpus, tmp, args.steps, [
-            "model.branches.0.encoder.options={pad_to_30s: true}", "data.group_by_length=false",
+            "model.branches.0.encoder.options={pad_to_seconds: 30}", "data.group_by_length=false",
             "data.max_batch_size=4", "data.batch_seconds=1000"])
         kit, _ = run("kit", corpus, tmp, args.steps, ["data.batch_seconds=80"])
         cached, fill = run("kit_cache", corpus, tmp, args.steps,

@@ -37,7 +37,7 @@ from bench import shapes
 from lalm.model import LALM
 
 QUESTION = shapes.QUESTION
-NAIVE, KIT = "naive (30 s padded encoder)", "kit (real-length encoder)"
+NAIVE, KIT = "naive (30 s padded encoder)", "kit (default encoder padding)"
 TURN2_WAVE, TURN2_CLIP, DECODE = "turn 2, re-encode the clip", "turn 2, reuse EncodedClip", "decode"
 FOLLOW_UP = QUESTION + [
     {"role": "assistant", "content": "It depends on the season: spring and autumn are mild, summer is hot."},
@@ -49,12 +49,9 @@ def answering(model: LALM, conversation: list, audio, tokens: int, pad_to_30s: b
               bf16: bool = False):
     """A call that has generate_batch produce exactly `tokens` tokens, the encoder padding to 30 s or not."""
     def answer():
-        shapes.whisper(model).pad_to_30s = pad_to_30s
-        try:
+        with shapes.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
             with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
                 model.generate_batch([conversation], [[audio]], max_new_tokens=tokens, min_new_tokens=tokens)
-        finally:
-            shapes.whisper(model).pad_to_30s = False
 
     return answer
 
@@ -91,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for name, (conversation, audio, pad_to_30s, _) in variants.items():
         tokens = len(model.processor.encode(conversation, [wave.numel()]).input_ids)
-        counts = shapes.first_token_counts(model, tokens, wave.numel(), audio is wave, pad_to_30s)
+        with shapes.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
+            counts = shapes.first_token_counts(model, tokens, wave.numel(), audio is wave)
         floor = shapes.floor_seconds(counts["flops"], counts["bytes"], hw)
         results[name] = {"ttft_s": times[name], "prompt_tokens": tokens, **counts, "floor_s": floor,
                          "measured_over_floor": times[name] / floor if floor else None}

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench.no_audio_io  # noqa: F401  (before the kit: lets it import without soundfile/soxr)
 from lalm.config import ModelConfig, load_config
-from lalm.encoders.whisper import WINDOW_SAMPLES, conv_frames, mel_frames, split_windows
+from lalm.encoders.whisper import conv_frames, mel_frames, split_windows
 from lalm.model import LALM
 from lalm.processor import IGNORE
 
@@ -219,13 +219,12 @@ def train_flops(model: LALM, seq_lens: list[int], targets: int, frames: int) -> 
     return 2 * linear + 3 * attention + 3 * projector_flops(model, frames)
 
 
-def first_token_counts(model: LALM, prompt_tokens: int, samples: int, encode: bool,
-                       pad_to_30s: bool = False) -> dict[str, float]:
+def first_token_counts(model: LALM, prompt_tokens: int, samples: int, encode: bool) -> dict[str, float]:
     """FLOPs and bytes of a first token for a prompt of `prompt_tokens` tokens holding one clip of `samples`
     samples: the encoder (unless the clip comes encoded: `encode` False), the projector, and the LLM's
     prefill with one LM head row. {"encoder_flops", "flops", "bytes"}."""
     encoder = whisper(model)
-    enc = encoder_flops(encoder, encoder_window_frames([samples], pad_to_30s) if encode else [])
+    enc = encoder_flops(encoder, encoder_window_frames(encoder, [samples]) if encode else [])
     linear, attention = llm_forward_flops(model.llm, [prompt_tokens], 1)
     frames = sum(model.processor.audio_positions(samples).values())
     read = (weight_bytes(encoder) * encode + sum(weight_bytes(b.projector) for b in model.branches.values())
@@ -256,10 +255,16 @@ def kv_bytes_per_token(llm: nn.Module) -> int:
     return 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim(llm) * llm.dtype.itemsize
 
 
-def encoder_window_frames(samples: list[int], pad_to_30s: bool) -> list[int]:
-    """Mel frames of every <=30 s window the Whisper encoder runs for clips of `samples` samples."""
-    lengths = [n for _, _, n in split_windows(samples)]
-    return [int(mel_frames(torch.tensor(WINDOW_SAMPLES if pad_to_30s else n))) for n in lengths]
+def encoder_window_frames(encoder: nn.Module, samples: list[int], pad_to_30s: bool = False) -> list[int]:
+    """Mel frames of every <=30 s window the Whisper encoder runs for clips of `samples` samples, with its
+    padding (silence kept in attention) included; `pad_to_30s` counts stock Whisper's instead."""
+    with encoder.padding(pad_to_seconds=30 if pad_to_30s else None):
+        return [int(mel_frames(torch.tensor(encoder.attended_samples(n)))) for _, _, n in split_windows(samples)]
+
+
+def audio_window_frames(samples: list[int]) -> list[int]:
+    """Mel frames of the audio itself in every <=30 s window: what any padding is measured against."""
+    return [int(mel_frames(torch.tensor(n))) for _, _, n in split_windows(samples)]
 
 
 def encoder_flops(encoder: nn.Module, window_frames: list[int]) -> float:
@@ -388,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens = len(example.input_ids)
         targets = sum(label != IGNORE for label in example.labels[1:])
         train = train_flops(model, [tokens], targets, sum(model.processor.audio_positions(samples).values()))
-        real, padded = (encoder_flops(encoder, encoder_window_frames([samples], p)) for p in (False, True))
+        real, padded = (encoder_flops(encoder, encoder_window_frames(encoder, [samples], p)) for p in (False, True))
         counts.append([shape, f"{sum(p.numel() for p in llm.parameters()) / 1e6:,.1f}M",
                        f"{sum(p.numel() for p in encoder.parameters()) / 1e6:,.1f}M",
                        f"{llm_read_bytes(llm) / 1e9:.2f}", f"{kv_bytes_per_token(llm) / 1e3:.0f}",
@@ -400,7 +405,10 @@ def main(argv: list[str] | None = None) -> None:
         decode = decode_step_counts(llm, [tokens - targets / 2])
         question = int(QUESTION_SECONDS * 16000)
         prompt = len(model.processor.encode(QUESTION, [question]).input_ids)
-        first = [first_token_counts(model, prompt, question, True, pad) for pad in (False, True)]
+        first = []
+        for pad in (False, True):
+            with encoder.padding(pad_to_seconds=30 if pad else None):
+                first.append(first_token_counts(model, prompt, question, True))
         for name, tflops, tbs in PEAKS:
             hw = Hardware(name, tflops, tbs)
             ttft = [1e3 * floor_seconds(c["flops"], c["bytes"], hw) for c in first]

@@ -94,8 +94,8 @@ def cost(model: LALM, rows: list[Row], batch: dict, encoder: str | None) -> dict
     targets = int((batch["labels"][:, 1:] != IGNORE).sum())
     enc = shapes.whisper(model)
     clips = [samples(r) for r in rows] if encoder else []
-    frames = shapes.encoder_window_frames(clips, encoder == "pad30")
-    real_frames = shapes.encoder_window_frames(clips, False)
+    frames = shapes.encoder_window_frames(enc, clips, encoder == "pad30")
+    real_frames = shapes.audio_window_frames(clips)
     return {
         "model_flops": shapes.train_flops(model, lengths, targets, int((batch["slots"] > 0).sum())),
         "encoder_flops": shapes.encoder_flops(enc, frames),
@@ -131,18 +131,16 @@ class Variant:
         if self.error:
             return
         device = run.dist.device
-        shapes.whisper(run.model).pad_to_30s = self.encoder == "pad30"
         shapes.reset_peak_memory(device)
         try:
-            for b in self.batches[:steps]:
-                step(run, [b])
+            with shapes.whisper(run.model).padding(pad_to_seconds=30 if self.encoder == "pad30" else None):
+                for b in self.batches[:steps]:
+                    step(run, [b])
         except torch.cuda.OutOfMemoryError as err:
             self.error = f"out of memory: {str(err).splitlines()[0]}"
             run.optimizer.zero_grad(set_to_none=True)
             gc.collect()
             torch.cuda.empty_cache()
-        finally:
-            shapes.whisper(run.model).pad_to_30s = False
         peak = shapes.peak_memory_gb(device)
         if peak is not None:
             self.peak_memory_gb = max(peak, self.peak_memory_gb or 0.0)

@@ -1,6 +1,7 @@
 """Real-length Whisper encoding: batching, masking, 30 s windows."""
 
 import numpy as np
+import pytest
 import torch
 
 from lalm.encoders import ENCODERS
@@ -49,11 +50,43 @@ def test_long_clip_is_split_into_30s_windows_and_joined():
     assert torch.allclose(out[0], torch.cat([first[0], rest[0]]), atol=1e-5)
 
 
-def test_pad_to_30s_mode_keeps_real_length_outputs():
+def test_padded_modes_keep_real_length_outputs_and_batch_independence():
     rng = np.random.default_rng(2)
     clip = rng.standard_normal(16000 * 2).astype(np.float32) * 0.1
-    out, n = encode(encoder(pad_to_30s=True), [clip])
-    assert n[0] == 100 and out.shape[1] == 100
+    other = rng.standard_normal(16000 * 5).astype(np.float32) * 0.1
+    for options in ({"pad_to_seconds": 30}, {"tail_seconds": 1.0}, {"pad_to_seconds": 10, "tail_seconds": 0.5}):
+        enc = encoder(**options)
+        out, n = encode(enc, [clip])
+        assert n[0] == 100 and out.shape[1] == 100, options
+        batched, nb = encode(enc, [other, clip])
+        assert torch.allclose(out[0], batched[1, : nb[1]], atol=1e-5), options
+
+
+def test_silence_in_attention_changes_features_and_stock_padding_matches_hugging_face():
+    """tail/pad put silence into attention (so features move); pad_to_seconds=30 is stock Whisper itself."""
+    from transformers import WhisperFeatureExtractor
+
+    rng = np.random.default_rng(4)
+    clip = rng.standard_normal(16000 * 3).astype(np.float32) * 0.1
+    real, _ = encode(encoder(), [clip])
+    tail, _ = encode(encoder(tail_seconds=2.0), [clip])
+    stock, _ = encode(encoder(pad_to_seconds=30), [clip])
+    assert not torch.allclose(real, tail, atol=1e-3) and not torch.allclose(tail, stock, atol=1e-3)
+    enc = encoder()
+    mel = WhisperFeatureExtractor(feature_size=80)(clip, sampling_rate=16000, return_tensors="pt").input_features
+    with torch.no_grad():
+        reference = enc.model(mel).last_hidden_state[0, :150]
+    assert torch.allclose(stock[0], reference, atol=2e-3)
+
+
+def test_padding_options_are_checked_and_named_in_the_identity():
+    with pytest.raises(ValueError, match="tail_seconds must be between 0 and 30"):
+        encoder(tail_seconds=31)
+    enc = encoder(tail_seconds=0.5)
+    assert "tail0.5" in enc.identity
+    with enc.padding(pad_to_seconds=30):
+        assert "pad30" in enc.identity
+    assert "pad0" in enc.identity
 
 
 def test_log_mel_matches_transformers_feature_extractor():

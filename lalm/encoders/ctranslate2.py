@@ -346,22 +346,49 @@ def transcribe(
 ) -> str:
     """Greedy transcript of the first 30 s of a 16 kHz mono clip, to check converted weights end to end.
 
-    `tokenizer` is a tokenizer.json file or the model director(y/ies) holding one. The prompt is
-    <|startoftranscript|> [<|language|><|transcribe|> for multilingual models] <|notimestamps|>; after
-    it only text tokens and <|endoftext|> are allowed, minus the suppress lists from config.json.
+    `tokenizer` is a tokenizer.json file or the model director(y/ies) holding one. The clip is encoded
+    the stock way (padded to 30 s by the Hugging Face feature extractor), then `decode_features` reads it.
     """
+    param = next(model.parameters())
+    extractor = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
+    features = extractor(waveform_16k, sampling_rate=16_000, return_tensors="pt").input_features
+    encoded = model.model.encoder(features.to(param.device, param.dtype)).last_hidden_state
+    return decode_features(model, tokenizer, encoded[0], language, max_new_tokens)
+
+
+def whisper_tokenizer(tokenizer: ModelDirs):
+    """The `tokenizers.Tokenizer` of a tokenizer.json file, or of the model director(y/ies) holding one."""
     from tokenizers import Tokenizer
 
     is_file = isinstance(tokenizer, (str, os.PathLike)) and Path(tokenizer).is_file()
     tokenizer_json = Path(tokenizer) if is_file else _find_sidecar(tokenizer, "tokenizer.json")
     if tokenizer_json is None:
         raise FileNotFoundError(f"no tokenizer.json in {tokenizer}")
-    tok = Tokenizer.from_file(str(tokenizer_json))
+    return Tokenizer.from_file(str(tokenizer_json))
+
+
+@torch.inference_mode()
+def decode_features(
+    model: WhisperForConditionalGeneration,
+    tokenizer,
+    encoded: torch.Tensor,
+    language: str = "en",
+    max_new_tokens: int = 224,
+) -> str:
+    """Greedy transcript by Whisper's own decoder from encoder outputs `encoded` [T, d_model].
+
+    Any number of frames may be given: the stock 1500, or only a clip's real frames, which is how
+    `bench/encoder_fidelity.py` asks whether an encoding mode keeps what the decoder needs. The prompt is
+    <|startoftranscript|> [<|language|><|transcribe|> for multilingual models] <|notimestamps|>; after it
+    only text tokens and <|endoftext|> are allowed, minus the suppress lists from config.json.
+    `tokenizer` is a `tokenizers.Tokenizer` or what `whisper_tokenizer` accepts.
+    """
+    tok = tokenizer if hasattr(tokenizer, "token_to_id") else whisper_tokenizer(tokenizer)
 
     def token(text: str) -> int:
         token_id = tok.token_to_id(text)
         if token_id is None:
-            raise ValueError(f"{tokenizer_json} has no {text} token")
+            raise ValueError(f"the Whisper tokenizer has no {text} token")
         return token_id
 
     prompt = [token("<|startoftranscript|>")]
@@ -371,10 +398,7 @@ def transcribe(
     eos = token("<|endoftext|>")
 
     param = next(model.parameters())
-    extractor = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
-    features = extractor(waveform_16k, sampling_rate=16_000, return_tensors="pt").input_features
-    encoded = model.model.encoder(features.to(param.device, param.dtype)).last_hidden_state
-
+    encoded = encoded.to(param.device, param.dtype)[None]
     # The cache keeps each step to one new token (cross-attention keys are computed once, not per step).
     cache, new_ids, text_ids = None, torch.tensor([prompt], device=param.device), []
     for step in range(min(max_new_tokens, model.config.max_target_positions - len(prompt))):
@@ -383,9 +407,10 @@ def transcribe(
         )
         cache, logits = out.past_key_values, out.logits[0, -1]
         logits[eos + 1 :] = -math.inf  # special tokens (tasks, languages, timestamps) are never text
-        logits[model.config.suppress_tokens or []] = -math.inf
-        if step == 0:
-            logits[model.config.begin_suppress_tokens or []] = -math.inf
+        suppress = list(model.config.suppress_tokens or []) + (
+            list(model.config.begin_suppress_tokens or []) if step == 0 else [])
+        if suppress:
+            logits[torch.tensor(suppress, device=logits.device)] = -math.inf
         next_id = int(logits.argmax())
         if next_id == eos:
             break

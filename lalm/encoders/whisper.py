@@ -8,6 +8,8 @@ encoder pass, and its valid outputs do not depend on what else shares its batch.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,8 @@ from lalm.paths import resolve_path
 N_FFT = 400
 HOP = 160
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's receptive field: 3000 mel frames -> 1500 outputs
+#: Silence kept in attention after each window by default; see WhisperEncoder.
+DEFAULT_TAIL_SECONDS = 0.0
 
 
 def mel_frames(num_samples: torch.Tensor) -> torch.Tensor:
@@ -44,24 +48,38 @@ def split_windows(lengths: list[int]) -> list[tuple[int, int, int]]:
 class WhisperEncoder(AudioEncoder):
     """A frozen Whisper encoder at 50 Hz.
 
+    Whisper was trained on 30 s windows only, with silence after the speech, and it learned to use
+    those silent frames: encoded at its bare length (`pad_to_seconds=0, tail_seconds=0`) a clip gets
+    features that differ from stock Whisper's on every frame. Two options put silence back into
+    attention, and the outputs are always cut to the clip's real frames:
+
+    - `pad_to_seconds`: each window is padded with silence to at least this long (30 = stock Whisper);
+    - `tail_seconds`: this much silence is appended to each window (capped at 30 s in all).
+
+    DEFAULT_TAIL_SECONDS is chosen by `bench/encoder_fidelity.py` (docs/quality.md has the table).
+
     Args:
         path: hub id, local Hugging Face directory, or CTranslate2 (faster-whisper) directory.
         random_config: WhisperConfig fields for a random encoder (tests), instead of `path`.
         seed: seed of the random initialisation.
-        pad_to_30s: encode every window padded to 30 s, as stock Whisper does. Only for comparison
-            (benchmarks' naive baseline); outputs are still cut to each clip's real length.
+        pad_to_seconds: silence-pad each window to at least this many seconds; 30 is stock Whisper.
+        tail_seconds: seconds of silence appended to each window and kept in attention.
     """
 
     frame_rate = SAMPLE_RATE / HOP / 2
 
     def __init__(self, path: str | None = None, random_config: dict | None = None, seed: int = 0,
-                 pad_to_30s: bool = False):
+                 pad_to_seconds: float = 0.0, tail_seconds: float = DEFAULT_TAIL_SECONDS):
         super().__init__()
+        for name, value in (("pad_to_seconds", pad_to_seconds), ("tail_seconds", tail_seconds)):
+            if not 0 <= value <= WINDOW_SAMPLES / SAMPLE_RATE:
+                raise ValueError(f"{name} must be between 0 and 30 seconds, got {value!r}")
         self.model = load_whisper_encoder(path, random_config, seed)
         cfg = self.model.config
         self.dim = cfg.d_model
-        self.pad_to_30s = pad_to_30s
-        self.identity = f"whisper:{path or f'random-{seed}'}:{'pad30' if pad_to_30s else 'reallen'}"
+        self.pad_to_seconds = float(pad_to_seconds)
+        self.tail_seconds = float(tail_seconds)
+        self.source = path or f"random-{seed}"
         from transformers.audio_utils import mel_filter_bank
 
         filters = mel_filter_bank(
@@ -71,6 +89,29 @@ class WhisperEncoder(AudioEncoder):
         self.register_buffer("mel_filters", torch.tensor(filters, dtype=torch.float32).T, persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
+    @property
+    def identity(self) -> str:
+        """Feature caches key on this: weights and the padding that shapes every output frame."""
+        return f"whisper:{self.source}:pad{self.pad_to_seconds:g}:tail{self.tail_seconds:g}"
+
+    @contextmanager
+    def padding(self, pad_to_seconds: float | None = None, tail_seconds: float | None = None):
+        """Encode with other padding inside the block (benchmarks compare modes on one model)."""
+        before = self.pad_to_seconds, self.tail_seconds
+        if pad_to_seconds is not None:
+            self.pad_to_seconds = float(pad_to_seconds)
+        if tail_seconds is not None:
+            self.tail_seconds = float(tail_seconds)
+        try:
+            yield self
+        finally:
+            self.pad_to_seconds, self.tail_seconds = before
+
+    def attended_samples(self, window_samples: int) -> int:
+        """Samples the encoder attends over for a window of `window_samples` real samples."""
+        tail = round(self.tail_seconds * SAMPLE_RATE)
+        return min(WINDOW_SAMPLES, max(window_samples + tail, round(self.pad_to_seconds * SAMPLE_RATE)))
+
     def output_lengths(self, num_samples: torch.Tensor) -> torch.Tensor:
         num_samples = torch.as_tensor(num_samples)
         full, rest = num_samples // WINDOW_SAMPLES, num_samples % WINDOW_SAMPLES
@@ -79,13 +120,12 @@ class WhisperEncoder(AudioEncoder):
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         windows = split_windows(lengths.tolist())
-        pieces = [waveforms[clip, start:start + n] for clip, start, n in windows]
         win_lengths = torch.tensor([n for _, _, n in windows], device=waveforms.device)
-        if self.pad_to_30s:
-            pieces = [F.pad(p, (0, WINDOW_SAMPLES - p.numel())) for p in pieces]
-            mel, frames = self.log_mel(pieces, torch.full_like(win_lengths, WINDOW_SAMPLES))
-        else:
-            mel, frames = self.log_mel(pieces, win_lengths)
+        spans = [self.attended_samples(n) for _, _, n in windows]
+        # Silence after each window's real samples, as the padding Whisper was trained with.
+        pieces = [F.pad(waveforms[clip, start:start + n], (0, span - n))
+                  for (clip, start, n), span in zip(windows, spans)]
+        mel, frames = self.log_mel(pieces, torch.tensor(spans, device=waveforms.device))
         hidden = self.encode_mel(mel, frames)
         valid = conv_frames(mel_frames(win_lengths))
         # Join each clip's windows in order, keeping only real frames.
