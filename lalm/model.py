@@ -41,6 +41,11 @@ class Branch(nn.Module):
         self.encoder = encoder
         self.projector = projector
 
+    @property
+    def dynamic(self) -> bool:
+        """Whether the projector's output length depends on the audio's content (CTC compression)."""
+        return bool(getattr(self.projector, "dynamic_lengths", False))
+
     def positions(self, samples: int) -> int:
         frames = self.encoder.output_lengths(torch.tensor([samples]))
         return int(self.projector.output_lengths(frames)[0])
@@ -60,6 +65,8 @@ class LALM(nn.Module):
             )
             encoder.eval().requires_grad_(False)
             projector = build_projector(b.projector.name, encoder.dim, width, **b.projector.options)
+            if hasattr(projector, "bind_llm"):  # projectors that score against the LLM's own embeddings
+                projector.bind_llm(self.llm.get_input_embeddings(), self.tokenizer.all_special_ids)
             projector.requires_grad_(b.trainable)
             self.branches[b.name] = Branch(encoder, projector)
         if config.llm.lora.enabled:
@@ -68,6 +75,7 @@ class LALM(nn.Module):
             self.tokenizer, config.prompt.layout,
             {name: branch.positions for name, branch in self.branches.items()},
             config.prompt.system_prompt,
+            dynamic=frozenset(name for name, branch in self.branches.items() if branch.dynamic),
         )
 
     # ----------------------------------------------------------------------------- modes and weights
@@ -130,22 +138,83 @@ class LALM(nn.Module):
             embeds = embeds.masked_scatter(mask[..., None], valid.to(embeds.dtype))
         return embeds
 
+    @property
+    def hears_words(self) -> bool:
+        """Whether a branch's projector recognises words itself (a CTC projector): `transcribe` works."""
+        return any(hasattr(b.projector, "greedy_ids") for b in self.branches.values())
+
+    def transcribe_features(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[list[int]]:
+        """Greedy CTC transcripts (LLM token ids) per clip, from the first branch with a CTC projector."""
+        for name, branch in self.branches.items():
+            if hasattr(branch.projector, "greedy_ids"):
+                return branch.projector.greedy_ids(*encoder_features[name])
+        raise ValueError("this model has no CTC projector, so it has no transcripts of its own")
+
+    @torch.no_grad()
+    def transcribe(self, audio: list[AudioInput]) -> list[str]:
+        """What the CTC projector heard in each clip, as text (models with a `ctc` projector)."""
+        features = self.batch_clips([self.encode_clip(a) for a in audio])
+        return [self.tokenizer.decode(ids).strip() for ids in self.transcribe_features(features)]
+
+    def batch_clips(self, clips: list[EncodedClip]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Encoded clips padded into one batch per branch: {name: (features [N, T, D], lengths [N])}."""
+        features = {}
+        for name in self.branches:
+            feats = [c.features[name] for c in clips]
+            features[name] = (nn.utils.rnn.pad_sequence(feats, batch_first=True),
+                              torch.tensor([f.shape[0] for f in feats], device=self.device))
+        return features
+
     # ----------------------------------------------------------------------------- training
 
-    def forward(self, input_ids, attention_mask, slots, labels, waveforms=None, wave_lengths=None,
-                encoder_features=None) -> dict[str, torch.Tensor]:
+    def forward(self, input_ids=None, attention_mask=None, slots=None, labels=None, waveforms=None,
+                wave_lengths=None, encoder_features=None, prompts=None) -> dict[str, torch.Tensor]:
         """Summed cross-entropy over target tokens, their count, and the logits at those tokens.
 
-        Audio comes as waveforms, or as precomputed `encoder_features` (the feature cache). The
-        caller normalises the loss, so gradient accumulation can divide by a whole step's tokens.
+        Audio comes as waveforms, or as precomputed `encoder_features` (the feature cache). Token
+        tensors come ready, or as `prompts` (one dict of `conversation`, `target`, `supervise_end`
+        per clip) when a projector's output length depends on the audio: the prompts are then built
+        after projection, from the counts it returns. The caller normalises the loss, so gradient
+        accumulation can divide by a whole step's tokens.
         """
         if encoder_features is None:
             encoder_features = self.encode_audio(waveforms, wave_lengths)
-        embeds = self.embed(input_ids, slots, self.project(encoder_features))
+        audio = self.project(encoder_features)
+        if prompts is not None:
+            encoded = [self.processor.encode(p["conversation"], [counts], p["target"], p["supervise_end"])
+                       for p, counts in zip(prompts, self.clip_counts(audio))]
+            tensors = collate(encoded, self.tokenizer.pad_token_id)
+            input_ids, attention_mask, slots, labels = (tensors[k].to(self.device) for k in
+                                                        ("input_ids", "attention_mask", "slots", "labels"))
+        embeds = self.embed(input_ids, slots, audio)
         logits = self.target_logits(embeds, attention_mask, labels)
         targets = labels[:, 1:][labels[:, 1:] != IGNORE]
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")
         return {"loss_sum": loss, "num_tokens": targets.new_tensor(targets.numel()), "logits": logits}
+
+    def clip_counts(self, audio: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[dict[str, int]]:
+        """Per clip, the positions each branch's projector produced: what the prompt must make room for."""
+        if not audio:  # a text-only batch
+            return []
+        lengths = {name: audio[name][1].tolist() for name in self.branches}
+        clips = len(next(iter(lengths.values())))
+        return [{name: int(lengths[name][i]) for name in self.branches} for i in range(clips)]
+
+    def ctc_loss(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                 targets: list[list[int]]) -> tuple[torch.Tensor, int]:
+        """(summed CTC loss, target tokens) of every CTC branch on the transcripts' LLM token ids.
+
+        No LLM forward: the CTC projector scores frames against the LLM's embedding table directly.
+        """
+        total, tokens = None, 0
+        for name, branch in self.branches.items():
+            if not hasattr(branch.projector, "ctc_loss") or not branch.projector.training:
+                continue
+            loss, n = branch.projector.ctc_loss(*encoder_features[name], targets)
+            total, tokens = (loss if total is None else total + loss), tokens + n
+        if total is None:
+            raise ValueError("train.objective=ctc needs a trainable branch with a CTC projector (projector.name: ctc)")
+        return total, tokens
 
     def target_logits(self, embeds: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """LLM logits [N, vocab] at the positions predicting the N labelled tokens, in order.
@@ -169,18 +238,18 @@ class LALM(nn.Module):
         return EncodedClip(wave.numel(), {n: f[0, : int(ln[0])] for n, (f, ln) in encoded.items()})
 
     def prepare(self, conversations: list[Conversation], audio: list[list[AudioInput]]) -> dict:
-        """Left-padded generation batch: token ids, slots, and projected audio features per branch."""
+        """Left-padded generation batch: token ids, slots, and projected audio features per branch.
+
+        The audio is projected first and the prompts are built from the counts the projectors
+        return, so content-dependent projectors (CTC compression) get exactly their positions.
+        """
         clips = [[self.encode_clip(a) for a in row] for row in audio]
-        encoded = [self.processor.encode(conv, [c.samples for c in row]) for conv, row in zip(conversations, clips)]
-        batch = {k: v.to(self.device) for k, v in collate(encoded, self.tokenizer.pad_token_id, left_pad=True).items()}
         flat = [c for row in clips for c in row]
-        features = {}
-        for name in self.branches:
-            feats = [c.features[name] for c in flat]
-            lengths = torch.tensor([f.shape[0] for f in feats], device=self.device)
-            padded = nn.utils.rnn.pad_sequence(feats, batch_first=True) if feats else None
-            features[name] = (padded, lengths)
-        batch["audio"] = self.project(features) if flat else {}
+        projected = self.project(self.batch_clips(flat)) if flat else {}
+        counts = iter(self.clip_counts(projected))
+        encoded = [self.processor.encode(conv, [next(counts) for _ in row]) for conv, row in zip(conversations, clips)]
+        batch = {k: v.to(self.device) for k, v in collate(encoded, self.tokenizer.pad_token_id, left_pad=True).items()}
+        batch["audio"] = projected
         return batch
 
     @torch.no_grad()

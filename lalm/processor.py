@@ -4,6 +4,10 @@ Each audio part of a conversation becomes the prompt layout (e.g. `<audio>{audio
 each `{branch}` in the layout becomes exactly as many positions as that branch's projector emits
 for the clip. Those positions hold the pad token id and a slot number (branch index + 1); the
 model overwrites their embeddings with audio features. No token is added to the LLM's vocabulary.
+
+How many positions a clip gets is known before encoding for most projectors (a rule on its
+length), but not for content-dependent ones (CTC compression keeps one position per recognised
+token): for those the caller projects first and passes the counts.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class Encoded:
     labels: list[int] | None = None
 
 
+#: A clip as the processor sees it: its length in samples, or its positions per branch after projection.
+ClipPositions = int | dict[str, int]
+
+
 class LALMProcessor:
     """Renders conversations with the LLM's own chat template and expands audio placeholders.
 
@@ -38,13 +46,16 @@ class LALMProcessor:
         layout: text with one `{name}` per branch, e.g. `<audio><meta>{para}</meta><text>{sem}</text></audio>`.
         branch_lengths: per branch (in slot order), a function from clip samples to projector frames.
         system_prompt: a system message added where a conversation has none.
+        dynamic: branches whose position counts depend on the audio's content; their clips must be
+            given as counts (project first), never as sample lengths.
     """
 
     def __init__(self, tokenizer, layout: str, branch_lengths: dict[str, Callable[[int], int]],
-                 system_prompt: str | None = None):
+                 system_prompt: str | None = None, dynamic: frozenset[str] = frozenset()):
         self.tokenizer = tokenizer
         self.branch_lengths = branch_lengths
         self.system_prompt = system_prompt
+        self.dynamic = frozenset(dynamic)
         slot_of = {name: i + 1 for i, name in enumerate(branch_lengths)}
         # The layout as pieces: token ids of literal text, or a branch's slot number.
         self.layout: list[list[int] | int] = []
@@ -55,10 +66,12 @@ class LALMProcessor:
                 self.layout.append(self._ids(piece))
         self.filler_id = tokenizer.pad_token_id
 
-    def encode(self, conversation: Conversation, audio_samples: list[int], target: str | None = None,
+    def encode(self, conversation: Conversation, audio_samples: list[ClipPositions], target: str | None = None,
                supervise_end: bool = True) -> Encoded:
-        """Token ids and slots for `conversation`, whose audio parts are clips of `audio_samples` samples.
+        """Token ids and slots for `conversation`, whose audio parts are the clips of `audio_samples`.
 
+        A clip is its length in samples (positions follow the projectors' length rules) or a dict of
+        positions per branch (after projection; required where a branch is content-dependent).
         With `target`, it is appended as the assistant's answer and labelled; `supervise_end=False`
         leaves the end-of-turn tokens unlabelled (for answers cut off at a token limit).
         """
@@ -81,8 +94,16 @@ class LALMProcessor:
         labels = [IGNORE] * (len(ids) + len(lead)) + answer + end
         return Encoded(ids + lead + answer + end, slots + [0] * (len(lead) + len(answer) + len(end)), labels)
 
-    def audio_positions(self, samples: int) -> dict[str, int]:
-        """How many prompt positions each branch gets for a clip of `samples` samples."""
+    def audio_positions(self, samples: ClipPositions) -> dict[str, int]:
+        """How many prompt positions each branch gets for a clip (samples, or counts after projection)."""
+        if isinstance(samples, dict):
+            if set(samples) != set(self.branch_lengths):
+                raise ValueError(f"positions are given for branches {sorted(samples)}, "
+                                 f"but the model has {sorted(self.branch_lengths)}")
+            return {name: int(samples[name]) for name in self.branch_lengths}
+        if self.dynamic:
+            raise ValueError(f"branch(es) {', '.join(sorted(self.dynamic))} emit a content-dependent number of "
+                             "positions: project the audio first and pass the counts, not the sample length")
         return {name: int(fn(samples)) for name, fn in self.branch_lengths.items()}
 
     def _render_messages(self, conversation: Conversation) -> list[dict]:
@@ -101,7 +122,7 @@ class LALMProcessor:
     def _template(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
-    def _expand(self, text: str, audio_samples: list[int]) -> tuple[list[int], list[int]]:
+    def _expand(self, text: str, audio_samples: list[ClipPositions]) -> tuple[list[int], list[int]]:
         ids: list[int] = []
         slots: list[int] = []
         chunks = text.split(AUDIO_SENTINEL)
