@@ -113,3 +113,27 @@ def test_config_errors_stop_before_models_load(tmp_path):
     assert done.returncode != 0
     for fragment in ["train.steps: must be at least 1", "batch_seconds", "'linear' is not one of"]:
         assert fragment in done.stderr
+
+
+CURRICULUM = [
+    "model.branches.0.projector.name=ctc", "model.branches.0.projector.options={k: 2, hidden: 32, negatives: 8}",
+    "stages=[{name: asr, train: {objective: ctc, steps: 12, lr: 0.01, eval_every: 6}, data: {train: "
+    "[{path: SIFT, target_field: text}]}}, {name: sift, train: {steps: 4, distill_weight: 1.0, eval_every: 0}}]",
+]
+
+
+def test_curriculum_runs_ctc_then_lm_stages_and_resumes_by_stage(sift, tmp_path):
+    overrides = [o.replace("SIFT", str(sift)) for o in CURRICULUM]
+    log = align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", *overrides)
+    assert "== stage asr: objective ctc, 12 steps" in log and "== stage sift: objective lm, 4 steps" in log
+    wer = [m["valid_wer"] for m in metrics(tmp_path / "asr") if "valid_wer" in m]
+    assert len(wer) == 2 and 0 <= wer[1] <= wer[0]  # insertions of an untrained head can push it past 1
+    asr = load_file(tmp_path / "asr" / "final" / "trained.safetensors")
+    sift_final = load_file(tmp_path / "sift" / "final" / "trained.safetensors")
+    final = load_file(tmp_path / "final" / "trained.safetensors")
+    assert all(torch.equal(final[k], sift_final[k]) for k in final)
+    assert any(not torch.equal(asr[k], sift_final[k]) for k in asr)  # stage 2 started from stage 1 and moved on
+    model = LALM.from_pretrained(tmp_path / "final")
+    assert model.hears_words and len(model.transcribe([np.zeros(8000, dtype=np.float32)])) == 1
+    again = align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", *overrides)
+    assert "stage asr: done earlier" in again and "stage sift: done earlier" in again

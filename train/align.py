@@ -25,7 +25,7 @@ from tqdm import tqdm
 from lalm.checkpoint import save_checkpoint
 from lalm.config import ConfigError, load_config
 from lalm.model import LALM
-from lalm.processor import IGNORE
+from lalm.wer import word_errors
 from train import distributed
 from train.checkpoints import FINAL, latest_step, restore, save_step
 from train.config import AlignConfig
@@ -56,12 +56,27 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("overrides", nargs="*", help="config overrides such as train.steps=100 data.batch_seconds=60")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides, cls=AlignConfig)
-    if not cfg.data.train:
-        raise ConfigError(["data.train: at least one training source is needed"], args.config)
-    run = setup(cfg)
+    stages = cfg.resolved_stages()
+    empty = [f"{f'stages ({name}): ' if name else ''}data.train: at least one training source is needed"
+             for name, stage in stages if not stage.data.train]
+    if empty:
+        raise ConfigError(empty, args.config)
+    model, final = None, None
     try:
-        train(run)
-        return save_final(run)
+        for name, stage in stages:
+            final = Path(stage.train.out_dir) / FINAL
+            if name and (final / "trained.safetensors").is_file():
+                say(distributed.init(), f"stage {name}: done earlier ({final})")
+                continue
+            if name:
+                say(distributed.init(), f"== stage {name}: objective {stage.train.objective}, {stage.train.steps} steps")
+            run = setup(stage, model)
+            model = run.model  # later stages train the same model further; the LLM loads once
+            train(run)
+            final = save_final(run)
+        if cfg.stages:
+            final = publish_final(final, Path(cfg.train.out_dir) / FINAL)
+        return final
     finally:
         distributed.cleanup()
 
@@ -69,20 +84,23 @@ def main(argv: list[str] | None = None) -> Path:
 # ------------------------------------------------------------------------------------------- setup
 
 
-def setup(cfg: AlignConfig) -> Run:
+def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
+    """Data, model, optimiser, feature cache and resume state; `model` reuses a built one (a later stage)."""
     dist = distributed.init()
     out_dir = Path(cfg.train.out_dir)
     skips = SkipLog()
     rows, valid, weights = load_rows(cfg.data, cfg.train.distill_text_field, skips)
     say(dist, f"data: {len(rows)} training rows, {len(valid)} validation rows; {skips.summary()}")
     torch.manual_seed(cfg.train.seed)  # same projector init on every rank
-    model = LALM(cfg.model)
+    fresh = model is None
+    if fresh:
+        model = LALM(cfg.model)
     if cfg.train.init_from:
         load_trained_weights(model, Path(cfg.train.init_from))
     model.to(dist.device)
-    if cfg.train.gradient_checkpointing:
+    if fresh and cfg.train.gradient_checkpointing:
         checkpoint_layers(model.llm)
-    if cfg.train.fsdp:
+    if fresh and cfg.train.fsdp:
         shard_llm(model.llm)
     say(dist, model.parameter_report())
     params = [p for p in model.parameters() if p.requires_grad]
@@ -158,7 +176,8 @@ def train(run: Run) -> None:
     loader = torch.utils.data.DataLoader(
         BatchLoader(run.rows, lambda: batch_plan(run.rows, run.weights, cfg.data, cfg.train.seed),
                     model.processor, dist.rank, dist.world, start=run.step * accum * dist.world,
-                    feature_cache=run.cache, teacher_field=cfg.train.distill_weight > 0),
+                    feature_cache=run.cache, teacher_field=cfg.train.distill_weight > 0,
+                    objective=cfg.train.objective),
         batch_size=None, num_workers=cfg.data.num_workers,
     )
     batches = iter(loader)
@@ -187,7 +206,11 @@ def train(run: Run) -> None:
             logger.log(metrics)
             window = {"loss": 0.0, "tokens": 0, "audio_s": 0.0, "t0": time.perf_counter(), "steps": 0}
         if cfg.train.eval_every and (run.step % cfg.train.eval_every == 0 or run.step == cfg.train.steps) and run.valid:
-            logger.log({"step": run.step, "valid_loss": validation_loss(run)})
+            scores = validation_scores(run)
+            logger.log({"step": run.step, **scores})
+            if "valid_wer" in scores:
+                say(dist, f"step {run.step}: validation CTC loss {scores['valid_loss']:.3f}, "
+                          f"greedy transcript WER {scores['valid_wer']:.3f}")
             model.train()
         if run.step % cfg.train.save_every == 0 or run.step == cfg.train.steps:
             if dist.main:
@@ -206,20 +229,23 @@ def step(run: Run, micro: list[dict]) -> tuple[float, int, float]:
             say(dist, f"skipped: {reason}")
         run.counters["skipped_rows"] += len(b["skipped"])
     live = [b for b in micro if b["rows"]]
-    local_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in live)
+    local_tokens = sum(b["num_targets"] for b in live)
     tokens = int(distributed.all_sum(torch.tensor(float(local_tokens), device=dist.device)).item())
     loss_sum = torch.zeros((), device=dist.device)
     for b in live:
         with autocast(cfg, dist.device):
-            # The teacher runs before the student: a forward between the student's forward and its
-            # backward would interleave with gradient-checkpointing recomputation.
-            teacher = teacher_logits(model, b["teacher"], dist.device) if cfg.train.distill_weight > 0 else None
-            out = model(**to_device(model_inputs(b), dist.device))
-            loss = out["loss_sum"]
-            if teacher is not None:
-                loss = loss + cfg.train.distill_weight * distill_kl(teacher, out["logits"])
+            if cfg.train.objective == "ctc":
+                objective = loss = ctc_loss(model, b, dist.device)
+            else:
+                # The teacher runs before the student: a forward between the student's forward and its
+                # backward would interleave with gradient-checkpointing recomputation.
+                teacher = teacher_logits(model, b["teacher"], dist.device) if cfg.train.distill_weight > 0 else None
+                out = model(**to_device(model_inputs(b), dist.device))
+                objective = loss = out["loss_sum"]
+                if teacher is not None:
+                    loss = loss + cfg.train.distill_weight * distill_kl(teacher, out["logits"])
         (loss / max(tokens, 1)).backward()
-        loss_sum += out["loss_sum"].detach()
+        loss_sum += objective.detach()
     mean_loss = float(distributed.all_sum(loss_sum).item()) / max(tokens, 1)
     audio_s = float(distributed.all_sum(torch.tensor(sum(b.get("audio_seconds", 0.0) for b in live),
                                                      device=dist.device)).item())
@@ -235,6 +261,15 @@ def step(run: Run, micro: list[dict]) -> tuple[float, int, float]:
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return mean_loss, tokens, audio_s
+
+
+def ctc_loss(model: LALM, batch: dict, device) -> torch.Tensor:
+    """Summed CTC loss of a batch on its targets' LLM token ids; the LLM itself does not run."""
+    inputs = to_device(model_inputs(batch), device)
+    features = inputs.get("encoder_features")
+    if features is None:
+        features = model.encode_audio(inputs["waveforms"], inputs["wave_lengths"])
+    return model.ctc_loss(features, batch["ctc_targets"])[0]
 
 
 @torch.no_grad()
@@ -254,20 +289,38 @@ def distill_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> to
 
 
 @torch.no_grad()
-def validation_loss(run: Run) -> float:
+def validation_scores(run: Run) -> dict[str, float]:
+    """Validation loss per target token; for `ctc`, also the greedy transcripts' word error rate."""
     model, dist, cfg = run.model, run.dist, run.cfg
     model.eval()
+    ctc = cfg.train.objective == "ctc"
     order = sorted(range(len(run.valid)), key=lambda i: run.valid[i].duration)
     loader = BatchLoader(run.valid, lambda: iter(cut_batches(order, run.valid, cfg.data)), model.processor,
-                         dist.rank, dist.world, start=0, feature_cache=run.cache)
-    total = torch.zeros(2, device=dist.device)
+                         dist.rank, dist.world, start=0, feature_cache=run.cache, objective=cfg.train.objective)
+    total = torch.zeros(4, device=dist.device)  # loss, tokens, word errors, reference words
     for b in loader:
-        if b["rows"]:
-            with autocast(cfg, dist.device):
+        if not b["rows"]:
+            continue
+        with autocast(cfg, dist.device):
+            if ctc:
+                inputs = to_device(model_inputs(b), dist.device)
+                features = inputs.get("encoder_features") or model.encode_audio(inputs["waveforms"], inputs["wave_lengths"])
+                # eval mode scores the whole vocabulary: the loss inference would see
+                loss = sum(branch.projector.ctc_loss(*features[name], b["ctc_targets"])[0]
+                           for name, branch in model.branches.items() if hasattr(branch.projector, "ctc_loss"))
+                errors = sum(word_errors(model.tokenizer.decode(ref), model.tokenizer.decode(hyp))[0]
+                             for ref, hyp in zip(b["ctc_targets"], model.transcribe_features(features)))
+                words = sum(len(model.tokenizer.decode(ref).split()) for ref in b["ctc_targets"])
+                total += torch.tensor([float(loss), b["num_targets"], errors, words], device=dist.device)
+            else:
                 out = model(**to_device(model_inputs(b), dist.device))
-            total += torch.stack([out["loss_sum"].float(), out["num_tokens"].float()])
-    loss_sum, tokens = distributed.all_sum(total).tolist()
-    return loss_sum / max(tokens, 1)
+                total += torch.stack([out["loss_sum"].float(), out["num_tokens"].float(),
+                                      torch.zeros((), device=dist.device), torch.zeros((), device=dist.device)])
+    loss_sum, tokens, errors, words = distributed.all_sum(total).tolist()
+    scores = {"valid_loss": loss_sum / max(tokens, 1)}
+    if ctc:
+        scores["valid_wer"] = errors / max(words, 1)
+    return scores
 
 
 # ------------------------------------------------------------------------------------------- save
@@ -285,10 +338,30 @@ def save_final(run: Run) -> Path:
     return final
 
 
+def publish_final(stage_final: Path, target: Path) -> Path:
+    """The last stage's model, copied to `train.out_dir/final` under one atomic rename."""
+    import shutil
+    import tempfile
+
+    from lalm.checkpoint import replace_dir
+
+    if distributed.init().main:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            shutil.copytree(stage_final, tmp, dirs_exist_ok=True)
+            replace_dir(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        say(distributed.init(), f"final model of the last stage: {target}")
+    distributed.barrier()
+    return target
+
+
 # ------------------------------------------------------------------------------------------- helpers
 
 
-MODEL_KEYS = ("input_ids", "attention_mask", "slots", "labels", "waveforms", "wave_lengths", "encoder_features")
+MODEL_KEYS = ("input_ids", "attention_mask", "slots", "labels", "waveforms", "wave_lengths", "encoder_features",
+              "prompts")
 
 
 def model_inputs(batch: dict) -> dict:

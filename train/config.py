@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lalm.config import Config
+from lalm.config import Config, build, validate_tree
 
 
 @dataclass
@@ -89,6 +90,10 @@ class TrainConfig:
     """AdamW betas."""
     clip_grad: float = 1.0
     """Gradient norm clip (0 disables)."""
+    objective: Literal["lm", "ctc"] = "lm"
+    """What is learned: `lm` is the LLM's cross-entropy on the target (plus `distill_weight` KL);
+    `ctc` is CTC on the target's LLM token ids through a `ctc` projector, with no LLM forward (an
+    ASR stage: the target field should be the transcript)."""
     distill_weight: float = 0.0
     """Weight of a KL term to the frozen LLM's own distribution given the transcript (0 disables)."""
     distill_text_field: str = "text"
@@ -123,13 +128,27 @@ class TrainConfig:
 
 
 @dataclass
+class StageConfig:
+    name: str = ""
+    """Stage name: its checkpoints go to `train.out_dir/<name>/`."""
+    data: dict = field(default_factory=dict)
+    """Fields of the `data` section this stage changes, merged over the top-level section."""
+    train: dict = field(default_factory=dict)
+    """Fields of the `train` section this stage changes (e.g. `{objective: ctc, steps: 2000}`)."""
+
+
+@dataclass
 class AlignConfig(Config):
-    """A training yaml: `model`, `data` and `train` sections."""
+    """A training yaml: `model`, `data` and `train` sections, and optionally `stages`."""
 
     data: DataConfig = field(default_factory=DataConfig)
     """Training and validation data."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Optimisation, checkpoints and logging."""
+    stages: list[StageConfig] = field(default_factory=list)
+    """A curriculum: stages run in order on the same model, each starting from the previous one's
+    final weights; each changes only the `data`/`train` fields it names. The last stage's model is
+    also written to `train.out_dir/final`. Empty: one run of the top-level sections."""
 
     def validate(self, where: str) -> list[str]:
         problems = []
@@ -137,4 +156,53 @@ class AlignConfig(Config):
             problems.append("train.fsdp with model.llm.lora.enabled is not supported; use DDP for LoRA runs")
         if not any(b.trainable for b in self.model.branches) and not self.model.llm.lora.enabled:
             problems.append("model: nothing trains (every branch has trainable: false and LoRA is off)")
+        names = [s.name for s in self.stages]
+        if any(not n or "/" in n for n in names) or len(set(names)) != len(names):
+            problems.append(f"stages: every stage needs a unique name without '/', got {names}")
+        for i, stage in enumerate(self.stages):
+            stage_problems: list[str] = []
+            resolved = resolve_stage(self, stage, None, stage_problems)
+            if resolved is not None:
+                stage_problems += validate_tree(resolved.data, "data") + validate_tree(resolved.train, "train")
+                stage_problems += resolved.check_objective()
+            problems += [f"stages.{i} ({stage.name}): {p}" for p in stage_problems]
+        if not self.stages:
+            problems += self.check_objective()
         return problems
+
+    def check_objective(self) -> list[str]:
+        problems = []
+        if self.train.objective == "ctc":
+            if not any(b.projector.name == "ctc" and b.trainable for b in self.model.branches):
+                problems.append("train.objective=ctc needs a trainable branch whose projector is `ctc`")
+            if self.train.distill_weight:
+                problems.append("train.distill_weight works with train.objective=lm only (ctc runs no LLM)")
+        return problems
+
+    def resolved_stages(self) -> list[tuple[str, AlignConfig]]:
+        """(name, config) of each stage in order; without stages, one unnamed stage: this config."""
+        if not self.stages:
+            return [("", self)]
+        out, previous = [], None
+        for stage in self.stages:
+            resolved = resolve_stage(self, stage, previous, [])
+            out.append((stage.name, resolved))
+            previous = resolved
+        return out
+
+
+def resolve_stage(cfg: AlignConfig, stage: StageConfig, previous: AlignConfig | None,
+                  problems: list[str]) -> AlignConfig | None:
+    """The config one stage runs: top-level data/train with the stage's fields, its own out_dir, and
+    (unless it names one) the previous stage's final weights as `init_from`."""
+    from pathlib import Path
+
+    data = build(DataConfig, {**dataclasses.asdict(cfg.data), **stage.data}, "data", problems)
+    train = build(TrainConfig, {**dataclasses.asdict(cfg.train), **stage.train}, "train", problems)
+    if data is None or train is None:
+        return None
+    train.out_dir = str(Path(cfg.train.out_dir) / stage.name)
+    if previous is not None and "init_from" not in stage.train:
+        train.init_from = str(Path(previous.train.out_dir) / "final")
+    return dataclasses.replace(cfg, data=data, train=train, stages=[])
+

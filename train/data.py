@@ -17,7 +17,7 @@ import torch
 
 from lalm.audio import AudioError, load_audio, probe_audio
 from lalm.model import pad_waveforms
-from lalm.processor import collate
+from lalm.processor import IGNORE, collate
 from train.config import DataConfig, SourceConfig
 
 
@@ -166,10 +166,11 @@ class BatchLoader(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, rows: list[Row], plan_factory, processor, rank: int, world: int, start: int,
-                 feature_cache=None, teacher_field: bool = False, limit: int | None = None):
+                 feature_cache=None, teacher_field: bool = False, limit: int | None = None,
+                 objective: str = "lm"):
         self.rows, self.plan_factory, self.processor = rows, plan_factory, processor
         self.rank, self.world, self.start, self.limit = rank, world, start, limit
-        self.feature_cache, self.teacher = feature_cache, teacher_field
+        self.feature_cache, self.teacher, self.objective = feature_cache, teacher_field, objective
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -182,26 +183,46 @@ class BatchLoader(torch.utils.data.IterableDataset):
             yield self.load([self.rows[i] for i in batch])
 
     def load(self, rows: list[Row]) -> dict:
-        examples, clips, kept, skipped = [], [], [], []
+        """One batch: audio (waveforms or cached features) and what the objective needs of the text.
+
+        `lm`: token ids, slots and labels, or, for content-dependent projectors, the prompts to build
+        after projection; `ctc`: the targets' LLM token ids. `num_targets` counts the tokens the loss
+        is normalised by.
+        """
+        clips, kept, skipped = [], [], []
         for row in rows:
             try:
                 if self.feature_cache is not None:
                     clip = self.feature_cache.get(row.audio)
-                    samples = clip["num_samples"]
                 else:
                     clip = torch.from_numpy(load_audio(row.audio))
-                    samples = clip.numel()
             except (AudioError, KeyError) as err:
                 skipped.append(f"{row.audio}: {err}")
                 continue
-            examples.append(self.processor.encode(row.conversation(), [samples], row.target,
-                                                  supervise_end=not row.truncated))
             clips.append(clip)
             kept.append(row)
         batch: dict = {"skipped": skipped, "rows": len(kept)}
         if not kept:
             return batch
-        batch.update(collate(examples, self.processor.tokenizer.pad_token_id))
+        tokenizer = self.processor.tokenizer
+        if self.objective == "ctc":
+            batch["ctc_targets"] = [tokenizer(r.target, add_special_tokens=False)["input_ids"] for r in kept]
+            batch["num_targets"] = sum(len(t) for t in batch["ctc_targets"])
+        elif self.processor.dynamic:
+            batch["prompts"] = [{"conversation": r.conversation(), "target": r.target, "supervise_end": not r.truncated}
+                                for r in kept]
+            # Label counts do not depend on how many audio positions the prompt gets.
+            empty = dict.fromkeys(self.processor.branch_lengths, 0)
+            batch["num_targets"] = sum(
+                sum(label != IGNORE for label in self.processor.encode(
+                    p["conversation"], [empty], p["target"], p["supervise_end"]).labels[1:])
+                for p in batch["prompts"])
+        else:
+            samples = [c["num_samples"] if isinstance(c, dict) else c.numel() for c in clips]
+            examples = [self.processor.encode(r.conversation(), [n], r.target, supervise_end=not r.truncated)
+                        for r, n in zip(kept, samples)]
+            batch.update(collate(examples, tokenizer.pad_token_id))
+            batch["num_targets"] = int((batch["labels"][:, 1:] != IGNORE).sum())
         batch["audio_seconds"] = sum(r.duration for r in kept)
         if self.feature_cache is not None:
             batch["encoder_features"] = self.feature_cache.collate(clips)

@@ -32,7 +32,8 @@ def init() -> Dist:
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
         device, backend = torch.device("cpu"), "gloo"
-    dist.init_process_group(backend)
+    if not dist.is_initialized():  # later stages of a curriculum join the same group
+        dist.init_process_group(backend)
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 
