@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import random
 import sys
 import time
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tts", default="espeak", help=f"TTS engine; available: {', '.join(TTS_ENGINES.names())}")
     p.add_argument("--voices", help="comma-separated voices to draw from, each a name from the engine's catalogue "
                                     "(espeak: en+m3, en+m7, en+f2, en+f4) or NAME=GENDER for any other voice, "
-                                    "e.g. 'en+m3,en-us+f5=female' (default: the whole catalogue)")
+                                    "e.g. 'en+m3,en-us+f5=female', or @FILE[:KEY] for a JSON object "
+                                    "{voice: gender} (default: the whole catalogue)")
     p.add_argument("--speeds", help="LO-HI range to draw speeds from (espeak: words per minute; default 140-190)")
     p.add_argument("--pitches", help="LO-HI range to draw pitches from (espeak: 0-99; default 35-65)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-row voice draws")
@@ -162,9 +164,24 @@ def wav_bytes(audio: np.ndarray) -> bytes:
 
 
 def parse_voices(spec: str | None, catalogue: dict[str, str]) -> dict[str, str] | None:
-    """`en+m3,en-us+f5=female` -> {voice: gender}; names without a gender must be in the catalogue."""
+    """`en+m3,en-us+f5=female` -> {voice: gender}; names without a gender must be in the catalogue.
+
+    `@FILE` reads a JSON object {voice: gender} instead, for catalogues too long for a command line;
+    `@FILE:KEY` reads the object under KEY (e.g. `@voices.json:train`).
+    """
     if not spec:
         return None
+    if spec.startswith("@"):
+        path, _, key = spec[1:].partition(":") if not Path(spec[1:]).is_file() else (spec[1:], "", "")
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"--voices {spec}: cannot read a JSON voice list ({err})") from err
+        data = data.get(key) if key else data
+        if not isinstance(data, dict) or not data or not all(isinstance(g, str) for g in data.values()):
+            raise ValueError(f"--voices {spec}: expected a non-empty JSON object {{voice: gender}}"
+                             + (f" under {key!r}" if key else ""))
+        return dict(data)
     voices = {}
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         name, sep, gender = item.partition("=")
