@@ -105,13 +105,19 @@ class KitResponder:
 
         s = self.settings
         conversations = [_messages(r, s.system_prompt, {"type": "audio"}) for r in requests]
-        audio = [[r.audio] if r.audio is not None else [] for r in requests]
+        # Encoded once: the answer and the transcript (for a CTC projector) read the same clip.
+        audio = [[self.model.encode_clip(r.audio)] if r.audio is not None else [] for r in requests]
         sampling = (
             {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p} if s.temperature else {}
         )
         torch.manual_seed(s.seed)  # per batch, so a resumed run samples its batches as a fresh one would
         texts = self.model.generate_batch(conversations, audio, max_new_tokens=s.max_new_tokens, **sampling)
-        return [Reply(response=text.strip()) for text in texts]
+        heard = [None] * len(requests)
+        clips = [i for i, r in enumerate(requests) if r.audio is not None]
+        if clips and self.model.hears_words:  # a CTC projector: keep what it heard beside the answer
+            for i, text in zip(clips, self.model.transcribe([audio[i][0] for i in clips])):
+                heard[i] = text
+        return [Reply(response=text.strip(), transcript=t) for text, t in zip(texts, heard)]
 
 
 def wav_base64(wave: np.ndarray, sample_rate: int = 16_000) -> str:

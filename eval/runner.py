@@ -25,6 +25,7 @@ from tqdm import tqdm
 from eval.items import DataError, EvalItem, EvalSet
 from eval.models import Reply, Request, Responder, cascade_text
 from eval.scoring import SUBSETS, ScoreOptions, score_subset
+from lalm.wer import wer
 from eval.scoring.judge import Judge, JudgeError
 from lalm.audio import AudioError
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
@@ -185,6 +186,10 @@ def score(eval_set: EvalSet, mode: str, path: Path, options: ScoreOptions) -> di
         row["result"] = result
     write_jsonl_atomic(path, ordered + others)
     failed = [row for row in ordered if row.get("response") is None]
+    heard = [(row["prompt"], row["transcript"]) for row in ordered
+             if row.get("transcript") is not None and row.get("prompt")]
+    if heard:  # what the model itself heard (a CTC projector's transcript, or the cascade's ASR)
+        summary = {**summary, "transcript_wer": wer(heard), "n_transcripts": len(heard)}
     return {
         **summary,
         "n_items": len(eval_set.items),

@@ -175,6 +175,8 @@ def _status(result: dict) -> str:
     notes = [str(result.get("status", "ok"))]
     if result.get("miss_rate") is not None:
         notes.append(f"no answer found in {result['miss_rate']:.1f}%")
+    if result.get("transcript_wer") is not None:
+        notes.append(f"transcript WER {result['transcript_wer']:.3f} over {result.get('n_transcripts')} items")
     if result.get("panda") is not None:
         notes.append(f"PANDA {result['panda']:.1f} ({result.get('panda_impl')})")
     if result.get("n_failed"):
