@@ -37,11 +37,19 @@ class CTCProjector(Projector):
             every token of the batch's transcripts (sampled softmax); 0 scores the whole vocabulary.
             Inference always scores the whole vocabulary.
         token_bias: learn a bias per token (a prior over the vocabulary).
+        lm_weight: at inference, choose each position's token with the frozen LLM as language model
+            (`lalm.lm_fusion`): CTC log-prob + lm_weight x LLM log-prob; 0 keeps the CTC posteriors.
+            Needs `compress`; the chosen tokens' own embeddings are emitted.
+        lm_beam: hypotheses kept by that search.
+        lm_candidates: tokens considered per position (the CTC head's best).
     """
 
     def __init__(self, in_dim: int, out_dim: int, k: int = 4, hidden: int = 1536, compress: bool = True,
-                 emit: str = "soft", negatives: int = 4096, token_bias: bool = True):
-        check_positive(k=k, hidden=hidden)
+                 emit: str = "soft", negatives: int = 4096, token_bias: bool = True, lm_weight: float = 0.0,
+                 lm_beam: int = 8, lm_candidates: int = 5):
+        check_positive(k=k, hidden=hidden, lm_beam=lm_beam, lm_candidates=lm_candidates)
+        if lm_weight < 0 or (lm_weight and not compress):
+            raise ValueError(f"lm_weight must be >= 0 and needs compress: true, got {lm_weight!r}")
         if emit not in ("soft", "hard"):
             raise ValueError(f"emit must be 'soft' or 'hard', got {emit!r}")
         if not isinstance(negatives, int) or negatives < 0:
@@ -50,6 +58,8 @@ class CTCProjector(Projector):
         self.k, self.rate_divisor = k, k
         self.compress, self.emit, self.negatives, self.token_bias = compress, emit, negatives, token_bias
         self.dynamic_lengths = compress
+        self.lm_weight, self.lm_beam, self.lm_candidates = float(lm_weight), lm_beam, lm_candidates
+        self._lm: list = []  # (llm, user-turn prefix ids, end ids) when bound; the LLM is never owned
         self.mlp = nn.Sequential(nn.Linear(in_dim * k, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
         self.blank = nn.Parameter(torch.zeros(out_dim))  # scored like a token, and its output vector
         self.blank_bias = nn.Parameter(torch.zeros(()))
@@ -70,6 +80,16 @@ class CTCProjector(Projector):
         self.allowed = allowed.to(embedding.weight.device)
         if self.token_bias and (self.bias is None or self.bias.shape[0] != vocab):
             self.bias = nn.Parameter(torch.zeros(vocab, device=embedding.weight.device))
+
+    def bind_language_model(self, llm: nn.Module, tokenizer) -> None:
+        """Attach the frozen LLM that `lm_weight` fusion asks; without it fusion is off."""
+        from lalm.lm_fusion import user_turn_prefix
+
+        self._lm = [(llm, *user_turn_prefix(tokenizer))]
+
+    @property
+    def fusing(self) -> bool:
+        return bool(self.lm_weight and self._lm and not self.training)
 
     @property
     def table(self) -> torch.Tensor:
@@ -102,6 +122,11 @@ class CTCProjector(Projector):
     # ------------------------------------------------------------------------------------------ output
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fusing:  # the LLM chose the tokens: their own embeddings
+            clips = [self.table[torch.tensor(ids, dtype=torch.long, device=features.device)]
+                     for ids in self.heard_ids(features, lengths)]
+            out_lengths = torch.tensor([c.shape[0] for c in clips], device=features.device)
+            return nn.utils.rnn.pad_sequence(clips, batch_first=True).to(self.mlp[0].weight.dtype), out_lengths
         h, n = self.hidden(features, lengths)
         probs = self.logits(h).float().softmax(-1)  # [B, N, 1 + V]
         if not self.compress:
@@ -169,6 +194,28 @@ class CTCProjector(Projector):
         return loss.sum(), int(target_lengths.sum())
 
     @torch.no_grad()
+    def heard_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """What was said, as LLM token ids per clip: the LLM-fused choice where fusion is on, else greedy."""
+        if not self.fusing:
+            return self.greedy_ids(features, lengths)
+        from lalm.lm_fusion import fuse
+
+        llm, prefix, end = self._lm[0]
+        h, n = self.hidden(features, lengths)
+        probs = self.logits(h).float().softmax(-1)
+        best = probs.argmax(-1)
+        out = []
+        for b in range(len(n)):
+            p, path = probs[b, : int(n[b])], best[b, : int(n[b])]
+            candidates = []
+            for start, stop in _token_runs(path):
+                q = p[start:stop].mean(0)[1:]
+                logp, ids = (q / q.sum()).clamp_min(1e-12).log().topk(self.lm_candidates)
+                candidates.append((ids, logp))
+            out.append(fuse(llm, prefix, end, candidates, self.lm_weight, self.lm_beam))
+        return out
+
+    @torch.no_grad()
     def greedy_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """Best-path decoding: the token ids of each clip, blanks dropped and repeats merged."""
         h, n = self.hidden(features, lengths)
@@ -178,3 +225,16 @@ class CTCProjector(Projector):
             path = best[b, : int(n[b])].tolist()
             out.append([t - 1 for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])])
         return out
+
+
+def _token_runs(path: torch.Tensor) -> list[tuple[int, int]]:
+    """(start, stop) of each run of one non-blank best label along a CTC path."""
+    runs, labels = [], path.tolist()
+    for t, label in enumerate(labels):
+        if label == 0:
+            continue
+        if t and labels[t - 1] == label:
+            runs[-1] = (runs[-1][0], t + 1)
+        else:
+            runs.append((t, t + 1))
+    return runs

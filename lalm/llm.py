@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,3 +99,12 @@ def byte_chatml_tokenizer():
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>"]})
     tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer
+
+
+def cached_forward(model, cache, **inputs):
+    """(outputs, cache) of a forward pass that extends a KV cache (None starts one), passing the cache by
+    the keyword this transformers version uses (`cache` from 5.x on, `past_key_values` before)."""
+    key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    out = model(**inputs, **{key: cache}, use_cache=True)
+    new = out.get("cache") if "cache" in out else out.get("past_key_values")
+    return out, new

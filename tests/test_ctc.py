@@ -102,3 +102,47 @@ def test_prompts_are_built_after_projection_with_exact_counts(ctc_model, rng):
     feats, lengths = batch["audio"]["audio"]
     with pytest.raises(ValueError, match=rf"{counts[0] + 1} audio positions but the projector produced {counts[0]}"):
         ctc_model.embed(ids, torch.tensor([wrong.slots]), {"audio": (feats[:1], lengths[:1])})
+
+
+def test_lm_fusion_finds_the_jointly_best_tokens(ctc_model):
+    """With a beam as wide as every path, fusion's choice is the exact argmax of CTC + weight x LLM scores."""
+    import itertools
+
+    from lalm.lm_fusion import fuse, user_turn_prefix
+
+    llm, tok = ctc_model.llm, ctc_model.tokenizer
+    prefix, end = user_turn_prefix(tok)
+    assert tok.decode(prefix).endswith("user\n") and tok.decode(end[:1]) == "<|im_end|>"
+    torch.manual_seed(3)
+    candidates = [(torch.tensor(ids), torch.randn(3).log_softmax(0)) for ids in ([40, 50, 60], [70, 80, 90], [41, 42, 43])]
+
+    def score(path):
+        ids = torch.tensor([prefix + list(path) + end[:1]])
+        logp = llm(input_ids=ids).logits[0].float().log_softmax(-1)
+        lm = sum(float(logp[len(prefix) - 1 + i, t]) for i, t in enumerate([*path, end[0]]))
+        ctc = sum(float(c[1][list(c[0]).index(t)]) for c, t in zip(candidates, path))
+        return ctc + 2.0 * lm
+
+    with torch.no_grad():
+        best = max(itertools.product(*[c[0].tolist() for c in candidates]), key=score)
+        assert fuse(llm, prefix, end, candidates, weight=2.0, beam=27) == list(best)
+        assert fuse(llm, prefix, end, candidates, weight=0.0, beam=4) == [int(c[0][c[1].argmax()]) for c in candidates]
+
+
+def test_fusion_is_an_inference_option_that_keeps_counts(ctc_model, rng):
+    projector = ctc_model.branches["audio"].projector
+    clips = [rng.standard_normal(n).astype("float32") * 0.1 for n in (16000, 7000)]
+    greedy = ctc_model.transcribe(clips)
+    projector.lm_weight = 1.0
+    ctc_model.eval()
+    features = ctc_model.batch_clips([ctc_model.encode_clip(c) for c in clips])
+    fused_ids = projector.heard_ids(*features["audio"])
+    assert [len(i) for i in fused_ids] == [len(i) for i in projector.greedy_ids(*features["audio"])]
+    out, n = projector(*features["audio"])
+    assert n.tolist() == [len(i) for i in fused_ids]
+    assert torch.equal(out[0, : n[0]], projector.table[torch.tensor(fused_ids[0], dtype=torch.long)])
+    projector.train()
+    assert not projector.fusing  # training always sees the CTC posteriors
+    assert len(greedy) == 2
+    with pytest.raises(ValueError, match="needs compress"):
+        build_projector("ctc", 4, 6, compress=False, lm_weight=0.5)

@@ -290,7 +290,8 @@ def distill_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> to
 
 @torch.no_grad()
 def validation_scores(run: Run) -> dict[str, float]:
-    """Validation loss per target token; for `ctc`, also the greedy transcripts' word error rate."""
+    """Validation loss per target token; for `ctc`, also the word error rate of the head's own greedy
+    transcripts (LLM fusion, an inference option, is left out: this measures what the stage trains)."""
     model, dist, cfg = run.model, run.dist, run.cfg
     model.eval()
     ctc = cfg.train.objective == "ctc"
@@ -309,7 +310,7 @@ def validation_scores(run: Run) -> dict[str, float]:
                 loss = sum(branch.projector.ctc_loss(*features[name], b["ctc_targets"])[0]
                            for name, branch in model.branches.items() if hasattr(branch.projector, "ctc_loss"))
                 errors = sum(word_errors(model.tokenizer.decode(ref), model.tokenizer.decode(hyp))[0]
-                             for ref, hyp in zip(b["ctc_targets"], model.transcribe_features(features)))
+                             for ref, hyp in zip(b["ctc_targets"], model.transcribe_features(features, fused=False)))
                 words = sum(len(model.tokenizer.decode(ref).split()) for ref in b["ctc_targets"])
                 total += torch.tensor([float(loss), b["num_targets"], errors, words], device=dist.device)
             else:

@@ -383,6 +383,8 @@ def decode_features(
     only text tokens and <|endoftext|> are allowed, minus the suppress lists from config.json.
     `tokenizer` is a `tokenizers.Tokenizer` or what `whisper_tokenizer` accepts.
     """
+    from lalm.llm import cached_forward
+
     tok = tokenizer if hasattr(tokenizer, "token_to_id") else whisper_tokenizer(tokenizer)
 
     def token(text: str) -> int:
@@ -402,10 +404,8 @@ def decode_features(
     # The cache keeps each step to one new token (cross-attention keys are computed once, not per step).
     cache, new_ids, text_ids = None, torch.tensor([prompt], device=param.device), []
     for step in range(min(max_new_tokens, model.config.max_target_positions - len(prompt))):
-        out = model(
-            encoder_outputs=(encoded,), decoder_input_ids=new_ids, past_key_values=cache, use_cache=True
-        )
-        cache, logits = out.past_key_values, out.logits[0, -1]
+        out, cache = cached_forward(model, cache, encoder_outputs=(encoded,), decoder_input_ids=new_ids)
+        logits = out.logits[0, -1]
         logits[eos + 1 :] = -math.inf  # special tokens (tasks, languages, timestamps) are never text
         suppress = list(model.config.suppress_tokens or []) + (
             list(model.config.begin_suppress_tokens or []) if step == 0 else [])
