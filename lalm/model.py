@@ -67,6 +67,7 @@ class LALM(nn.Module):
             projector = build_projector(b.projector.name, encoder.dim, width, **b.projector.options)
             if hasattr(projector, "bind_llm"):  # projectors that score against the LLM's own embeddings
                 projector.bind_llm(self.llm.get_input_embeddings(), self.tokenizer.all_special_ids)
+                projector.bind_language_model(self.llm, self.tokenizer)
             projector.requires_grad_(b.trainable)
             self.branches[b.name] = Branch(encoder, projector)
         if config.llm.lora.enabled:
@@ -141,13 +142,16 @@ class LALM(nn.Module):
     @property
     def hears_words(self) -> bool:
         """Whether a branch's projector recognises words itself (a CTC projector): `transcribe` works."""
-        return any(hasattr(b.projector, "greedy_ids") for b in self.branches.values())
+        return any(hasattr(b.projector, "heard_ids") for b in self.branches.values())
 
-    def transcribe_features(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[list[int]]:
-        """Greedy CTC transcripts (LLM token ids) per clip, from the first branch with a CTC projector."""
+    def transcribe_features(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                            fused: bool = True) -> list[list[int]]:
+        """CTC transcripts (LLM token ids) per clip, from the first branch with a CTC projector: greedy,
+        or chosen with the LLM where the projector's `lm_weight` asks for it (and `fused`)."""
         for name, branch in self.branches.items():
-            if hasattr(branch.projector, "greedy_ids"):
-                return branch.projector.greedy_ids(*encoder_features[name])
+            if hasattr(branch.projector, "heard_ids"):
+                projector = branch.projector
+                return (projector.heard_ids if fused else projector.greedy_ids)(*encoder_features[name])
         raise ValueError("this model has no CTC projector, so it has no transcripts of its own")
 
     @torch.no_grad()
@@ -213,7 +217,7 @@ class LALM(nn.Module):
             loss, n = branch.projector.ctc_loss(*encoder_features[name], targets)
             total, tokens = (loss if total is None else total + loss), tokens + n
         if total is None:
-            raise ValueError("train.objective=ctc needs a trainable branch with a CTC projector (projector.name: ctc)")
+            raise ValueError("train.objective=ctc needs a trainable branch with a CTC projector (projector.name: ctc or phoneme_ctc)")
         return total, tokens
 
     def target_logits(self, embeds: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

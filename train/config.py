@@ -173,8 +173,11 @@ class AlignConfig(Config):
     def check_objective(self) -> list[str]:
         problems = []
         if self.train.objective == "ctc":
-            if not any(b.projector.name == "ctc" and b.trainable for b in self.model.branches):
-                problems.append("train.objective=ctc needs a trainable branch whose projector is `ctc`")
+            from adapters import PROJECTORS
+
+            ctc = [n for n in PROJECTORS.names() if hasattr(PROJECTORS.get(n), "ctc_loss")]
+            if not any(b.projector.name in ctc and b.trainable for b in self.model.branches):
+                problems.append(f"train.objective=ctc needs a trainable branch with a CTC projector ({' or '.join(ctc)})")
             if self.train.distill_weight:
                 problems.append("train.distill_weight works with train.objective=lm only (ctc runs no LLM)")
         return problems

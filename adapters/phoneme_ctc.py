@@ -1,0 +1,268 @@
+"""Phoneme CTC with lexicon and LLM decoding: the LLM receives its own embeddings of the words heard.
+
+The token-level CTC projector (`ctc`) can only emit tokens its training speech contained, and a
+corpus of a few hours covers a small share of a 49k vocabulary: content words of unseen questions
+("France", "spider", "Celsius") are exactly the ones it misses. Phonemes are a closed set of ~60
+that every sentence exercises, so a head trained on the same speech recognises the sounds of words
+it never heard. The projector then turns sounds into words the classic way:
+
+1. a frame classifier (stack k frames -> MLP) over blank, the phoneme inventory and a word boundary,
+   trained with CTC on espeak-ng's pronunciation of the transcript (no LLM forward);
+2. greedy CTC decoding into words of phonemes;
+3. per word, the nearest pronunciations in a lexicon of ~100k words (`lalm.phonemes.Lexicon`),
+   costed by phoneme edit distance;
+4. a beam search in which the frozen LLM scores the spellings in context (where a typed message
+   would stand), so "capital of France" wins over "capital of Franz";
+5. the chosen words' token embeddings, from the LLM's own table, are the projector's output.
+
+Output lengths therefore depend on what was said (`dynamic_lengths`): the processor builds prompts
+after projection, as for `ctc` with compression. The words heard are also the model's transcript
+(`heard_ids`), which evaluation reports as WER.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adapters import PROJECTORS
+from adapters.base import Projector, ceil_div, check_positive, group_frames
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def read_inventory(path: str | Path) -> list[str]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    inventory = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if len(set(inventory)) != len(inventory) or not inventory:
+        raise ValueError(f"{path}: a phoneme inventory lists each phoneme once, one per line")
+    return inventory
+
+
+@PROJECTORS.register("phoneme_ctc")
+class PhonemeCTCProjector(Projector):
+    """Frames -> phonemes (CTC) -> words (lexicon + frozen LLM) -> the LLM's embeddings of those words.
+
+    Options:
+        k: frames stacked per output frame. Speech runs at ~12-15 phonemes a second and CTC needs
+            room for blanks between repeats, so 2 (25 Hz from Whisper's 50 Hz) is the default.
+        hidden: MLP width (two hidden layers).
+        dropout: dropout on the stacked frames and hidden layers while training (the head overfits a
+            few hours of speech otherwise).
+        voice: the espeak-ng voice whose pronunciations are the targets and the lexicon.
+        phonemes: the inventory file (one phoneme per line); default the kit's en-us list. Its order
+            is part of a trained checkpoint.
+        wordnet: a WordNet folder whose lemmas join the lexicon (none: the LLM's vocabulary only).
+        words: a file of extra words for the lexicon, one per line (names, domain terms).
+        joinable: a file of short words espeak-ng may join to the next ("of the"); each joined pair
+            is a lexicon entry. Default: the kit's list for the voice's language, where it has one.
+        lm_weight: weight of the LLM's log-probability against the pronunciation cost; 0 takes the
+            nearest pronunciation's first spelling.
+        lm_beam: hypotheses kept by the search.
+        lm_candidates: pronunciations considered per word.
+        distance_cost: cost (in nats) of each phoneme edit between what was heard and a pronunciation.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, k: int = 2, hidden: int = 1024, dropout: float = 0.0, voice: str = "en-us",
+                 phonemes: str | None = None, wordnet: str | None = "/usr/share/wordnet",
+                 words: str | None = None, joinable: str | None = None, lm_weight: float = 1.0, lm_beam: int = 4, lm_candidates: int = 6,
+                 distance_cost: float = 3.0):
+        check_positive(k=k, hidden=hidden, lm_beam=lm_beam, lm_candidates=lm_candidates)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if lm_weight < 0 or distance_cost < 0:
+            raise ValueError(f"lm_weight and distance_cost must be >= 0, got {lm_weight!r} and {distance_cost!r}")
+        super().__init__(in_dim, out_dim)
+        inventory = Path(phonemes) if phonemes else DATA / f"phonemes_{voice}.txt"
+        if not inventory.exists():
+            raise ValueError(f"no phoneme inventory for voice {voice!r}: pass phonemes: FILE (one phoneme per "
+                             f"line; the kit ships {', '.join(p.stem[9:] for p in DATA.glob('phonemes_*.txt'))})")
+        self.inventory = read_inventory(inventory)
+        self.k, self.rate_divisor, self.voice = k, k, voice
+        self.wordnet, self.words_file = wordnet, words
+        self.joinable = joinable or DATA / f"function_words_{voice.split('-')[0]}.txt"
+        self.lm_weight, self.lm_beam, self.lm_candidates = float(lm_weight), lm_beam, lm_candidates
+        self.distance_cost = float(distance_cost)
+        self.dynamic_lengths = True
+        self.boundary = len(self.inventory) + 1  # labels: 0 blank, 1..P phonemes, P+1 word boundary
+        self._index = {p: i + 1 for i, p in enumerate(self.inventory)}
+        self.dropout = dropout
+        self.mlp = nn.Sequential(nn.Linear(in_dim * k, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, self.boundary + 1))
+        self._bound: list = []  # [(embedding, llm, tokenizer)]: the LLM's, never trained, saved or moved here
+        self._targets: dict[str, list[int]] = {}
+        self._lexicon = None
+        self._phonemizer = None
+
+    # ------------------------------------------------------------------------------------------ binding
+
+    def bind_llm(self, embedding: nn.Embedding, special_ids: list[int]) -> None:
+        self._tables = [embedding]
+
+    def bind_language_model(self, llm: nn.Module, tokenizer) -> None:
+        from lalm.lm_fusion import user_turn_prefix
+
+        self._bound = [(self._tables[0], llm, tokenizer, *user_turn_prefix(tokenizer))]
+
+    def _llm(self):
+        if not self._bound:
+            raise RuntimeError("the phoneme projector needs the LLM and its tokenizer: LALM binds them when built")
+        return self._bound[0]
+
+    @property
+    def phonemizer(self):
+        if self._phonemizer is None:
+            from lalm.phonemes import Phonemizer
+
+            self._phonemizer = Phonemizer(self.voice)
+        return self._phonemizer
+
+    @property
+    def lexicon(self):
+        """Built on first use (a few seconds): training never needs it."""
+        if self._lexicon is None:
+            from lalm.phonemes import Lexicon, lexicon_words, read_word_file
+
+            extra = read_word_file(self.words_file) if self.words_file else []
+            joinable = read_word_file(self.joinable) if Path(self.joinable).exists() else []
+            words = lexicon_words(self._llm()[2], Path(self.wordnet) if self.wordnet else None, extra)
+            self._lexicon = Lexicon(words, self.phonemizer, self.inventory, joinable)
+        return self._lexicon
+
+    # ------------------------------------------------------------------------------------------ scoring
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Stacked frames: the classifier's positions (the emitted token count comes from `forward`)."""
+        return ceil_div(lengths, self.k)
+
+    def logits(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, N, 2 + P] scores over (blank, phonemes, boundary) per stacked frame, and the lengths N."""
+        x = F.dropout(group_frames(features, lengths, self.k).flatten(2), self.dropout, self.training)
+        for layer in self.mlp:
+            x = layer(x)
+            if isinstance(layer, nn.GELU):
+                x = F.dropout(x, self.dropout, self.training)
+        return x, self.output_lengths(lengths)
+
+    def labels(self, text: str) -> list[int]:
+        """CTC target of a transcript: its phonemes with a boundary between words (cached per text)."""
+        labels = self._targets.get(text)
+        if labels is None:
+            labels = []
+            for word in self.phonemizer.words(text):
+                ids = [self._index[p] for p in word if p in self._index]
+                if ids:
+                    labels += ([self.boundary] if labels else []) + ids
+            self._targets[text] = labels
+        return labels
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def ctc_loss(self, features: torch.Tensor, lengths: torch.Tensor,
+                 targets: list[list[int]]) -> tuple[torch.Tensor, int]:
+        """(summed CTC loss, target labels) on the pronunciations of the transcripts (LLM token ids)."""
+        tokenizer = self._llm()[2]
+        rows = [self.labels(tokenizer.decode(t, skip_special_tokens=True)) for t in targets]
+        logits, n = self.logits(features, lengths)
+        log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # [N, B, C]
+        flat = torch.tensor([x for row in rows for x in row], dtype=torch.long, device=logits.device)
+        target_lengths = torch.tensor([len(r) for r in rows], device=logits.device)
+        loss = F.ctc_loss(log_probs, flat, n, target_lengths, blank=0, reduction="none", zero_infinity=True)
+        return loss.sum(), int(target_lengths.sum())
+
+    # ------------------------------------------------------------------------------------------ output
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        table = self._llm()[0].weight
+        clips = [table[torch.tensor(ids, dtype=torch.long, device=table.device)] for ids in self.heard_ids(features, lengths)]
+        out_lengths = torch.tensor([c.shape[0] for c in clips], device=features.device)
+        return nn.utils.rnn.pad_sequence(clips, batch_first=True).to(self.mlp[0].weight.dtype), out_lengths
+
+    @torch.no_grad()
+    def heard_phonemes(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[list[str]]]:
+        """Greedy CTC decoding: per clip, its words as lists of phonemes."""
+        logits, n = self.logits(features, lengths)
+        best = logits.argmax(-1)
+        out = []
+        for b in range(len(n)):
+            path = best[b, : int(n[b])].tolist()
+            words, word = [], []
+            for i, label in enumerate(path):
+                if label == 0 or (i and path[i - 1] == label):
+                    continue
+                if label == self.boundary:
+                    if word:
+                        words.append(word)
+                    word = []
+                else:
+                    word.append(self.inventory[label - 1])
+            if word:
+                words.append(word)
+            out.append(words)
+        return out
+
+    @torch.no_grad()
+    def heard_text(self, features: torch.Tensor, lengths: torch.Tensor, fused: bool = True) -> list[str]:
+        """What was said, as words: chosen with the LLM when `fused` and lm_weight > 0."""
+        texts = []
+        for words in self.heard_phonemes(features, lengths):
+            candidates = [self.lexicon.nearest(w, self.lm_candidates) for w in words]
+            candidates = [c for c in candidates if c]
+            if fused and self.lm_weight:
+                texts.append(self._search(candidates))
+            else:
+                texts.append(" ".join(c[0][0][0] for c in candidates))
+        return texts
+
+    def heard_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """The words heard as LLM token ids per clip (the LLM-fused choice when lm_weight > 0)."""
+        tokenizer = self._llm()[2]
+        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in self.heard_text(features, lengths)]
+
+    def greedy_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """The words of the nearest pronunciations, without the LLM."""
+        tokenizer = self._llm()[2]
+        return [tokenizer(t, add_special_tokens=False)["input_ids"]
+                for t in self.heard_text(features, lengths, fused=False)]
+
+    @torch.no_grad()
+    def _search(self, candidates: list[list[tuple[list[str], int]]]) -> str:
+        """Beam search over spellings: -distance_cost x edits + lm_weight x log p_llm, word by word."""
+        _, llm, tokenizer, prefix, end = self._llm()
+        device = self._llm()[0].weight.device
+        beams: list[tuple[float, list[int], list[str]]] = [(0.0, [], [])]
+        for options in candidates:
+            rows = []  # (parent beam, spelling, its tokens, pronunciation cost)
+            for parent, (_, ids, words) in enumerate(beams):
+                for spellings, distance in options:
+                    for spelling in spellings:
+                        text = spelling if not words else " " + spelling
+                        rows.append((parent, spelling, tokenizer(text, add_special_tokens=False)["input_ids"],
+                                     self.distance_cost * distance))
+            logp = self._continuation_logp(llm, device, [prefix + beams[r[0]][1] for r in rows], [r[2] for r in rows])
+            scored = sorted(((beams[r[0]][0] - r[3] + self.lm_weight * lp, i) for i, (r, lp) in enumerate(zip(rows, logp))),
+                            reverse=True)[: self.lm_beam]
+            beams = [(s, beams[rows[i][0]][1] + rows[i][2], beams[rows[i][0]][2] + [rows[i][1]]) for s, i in scored]
+        if end and len(beams) > 1:  # a hypothesis after which the LLM would end the message is complete
+            ends = self._continuation_logp(llm, device, [prefix + b[1] for b in beams], [end[:1]] * len(beams))
+            beams = [(s + self.lm_weight * e, ids, words) for (s, ids, words), e in zip(beams, ends)]
+        return " ".join(max(beams, key=lambda b: b[0])[2])
+
+    @staticmethod
+    def _continuation_logp(llm, device, contexts: list[list[int]], continuations: list[list[int]]) -> list[float]:
+        """log p(continuation | context) for each row, in one right-padded forward pass (causal
+        attention: real tokens never see the padding after them, so no mask is needed)."""
+        seqs = [c + t for c, t in zip(contexts, continuations)]
+        width = max(len(s) for s in seqs)
+        ids = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s, device=device)
+        logp = llm(input_ids=ids, use_cache=False).logits.float().log_softmax(-1)
+        out = []
+        for i, (c, t) in enumerate(zip(contexts, continuations)):
+            positions = torch.arange(len(c) - 1, len(c) + len(t) - 1, device=device)
+            out.append(float(logp[i, positions, torch.tensor(t, device=device)].sum()))
+        return out

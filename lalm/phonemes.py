@@ -1,0 +1,161 @@
+"""Text to phonemes with espeak-ng, and a pronouncing lexicon for turning phonemes back into words.
+
+The phoneme CTC projector (`adapters/phoneme_ctc.py`) recognises phonemes, a closed set of a few
+dozen units that every sentence exercises, instead of LLM tokens, most of which a small training
+corpus never contains. Words come back through a lexicon: every word the LLM's vocabulary spells as
+one piece plus every WordNet lemma (when Debian's `wordnet-base` is installed) plus any word list
+given, each pronounced by espeak-ng. A word the training speech never contained is still in it.
+
+espeak-ng is called in-process through its C library (`libespeak-ng.so.1`, from the `espeak-ng`
+package), about 30 microseconds a word; the command-line tool joins lines into sentences, so it
+cannot phonemise a list of texts one by one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import re
+import threading
+from pathlib import Path
+
+WORDNET = Path("/usr/share/wordnet")
+STRESS = str.maketrans("", "", "ˈˌ")
+SEPARATOR = "_"
+_IPA = 0x02  # espeak_TextToPhonemes phonememode: IPA; bits 8-23 hold the separator character
+_WORD = re.compile(r"[A-Za-z][a-z]*(?:'[a-z]+)?$")
+
+
+class PhonemizerError(RuntimeError):
+    pass
+
+
+class Phonemizer:
+    """espeak-ng's pronunciation of text, as words of phonemes (stress marks dropped)."""
+
+    _lock = threading.Lock()  # espeak-ng keeps global state: one voice, one call at a time
+    _lib = None
+    _voice: str | None = None
+
+    def __init__(self, voice: str = "en-us"):
+        self.voice = voice
+        with self._lock:
+            self._load()
+
+    def _load(self) -> None:
+        cls = type(self)
+        if cls._lib is None:
+            name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+            try:
+                lib = ctypes.cdll.LoadLibrary(name)
+            except OSError as err:
+                raise PhonemizerError(f"espeak-ng's library ({name}) is missing: install espeak-ng "
+                                      f"(e.g. apt-get install espeak-ng); {err}") from None
+            lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+            lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+            if lib.espeak_Initialize(2, 0, None, 0) < 0:  # 2 = synchronous, no audio device needed
+                raise PhonemizerError("espeak-ng failed to initialise (is espeak-ng-data installed?)")
+            cls._lib = lib
+        if cls._voice != self.voice:
+            if cls._lib.espeak_SetVoiceByName(self.voice.encode()) != 0:
+                raise PhonemizerError(f"espeak-ng has no voice {self.voice!r} (espeak-ng --voices lists them)")
+            cls._voice = self.voice
+
+    def words(self, text: str) -> list[list[str]]:
+        """`text`'s words, each a list of phonemes, in order (punctuation and clause breaks dropped)."""
+        with self._lock:
+            self._load()
+            buf = ctypes.create_string_buffer(text.encode("utf-8"))
+            pointer = ctypes.c_char_p(ctypes.addressof(buf))
+            clauses = []
+            while pointer.value:
+                out = self._lib.espeak_TextToPhonemes(ctypes.byref(pointer), 1, _IPA | (ord(SEPARATOR) << 8))
+                clauses.append((out or b"").decode("utf-8"))
+        words = []
+        for word in " ".join(clauses).translate(STRESS).split():
+            phones = [p for p in word.split(SEPARATOR) if p]
+            if phones:
+                words.append(phones)
+        return words
+
+
+def lexicon_words(tokenizer=None, wordnet: Path | None = WORDNET, extra: list[str] = ()) -> list[str]:
+    """The spellings a phoneme decoder may choose from, deduplicated, in a fixed order.
+
+    The LLM's one-piece words keep their case ("France", "Paris"), so the LLM can choose the spelling
+    it expects; WordNet contributes its lemmas (split at spaces, hyphens and underscores).
+    """
+    seen: dict[str, None] = {}
+    for word in extra:
+        if _WORD.match(word):
+            seen.setdefault(word, None)
+    if tokenizer is not None:
+        for piece in tokenizer.get_vocab():
+            text = tokenizer.convert_tokens_to_string([piece])
+            if text.startswith(" ") and _WORD.match(text[1:]) and len(text) > 2:
+                seen.setdefault(text[1:], None)
+        for word in ("a", "A", "I"):
+            seen.setdefault(word, None)
+    if wordnet is not None and Path(wordnet).is_dir():
+        for part in ("noun", "verb", "adj", "adv"):
+            path = Path(wordnet) / f"index.{part}"
+            if not path.exists():
+                continue
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith(" "):
+                        continue
+                    for word in re.split(r"[_\-]", line.split(" ", 1)[0]):
+                        if _WORD.match(word) and (len(word) > 1 or word in "ai"):
+                            seen.setdefault(word, None)
+    return list(seen)
+
+
+class Lexicon:
+    """Pronunciations of a word list, searchable by phoneme edit distance.
+
+    Each phoneme becomes one character (the inventory's order), so a pronunciation is a short string
+    and rapidfuzz finds the nearest ones among ~100k in a few milliseconds.
+
+    `joinable` words are paired: where espeak-ng pronounces a pair as one word ("of the" -> ʌvðə), the
+    pair is an entry of its own, so a decoder that hears one word can still spell two.
+    """
+
+    def __init__(self, words: list[str], phonemizer: Phonemizer, inventory: list[str], joinable: list[str] = ()):
+        self.inventory = inventory
+        self._char = {p: chr(0x4E00 + i) for i, p in enumerate(inventory)}
+        spellings: dict[str, list[str]] = {}
+        pairs = [f"{a} {b}" for a in joinable for b in joinable]
+        for word in [*words, *pairs]:
+            pron = phonemizer.words(word)
+            if len(pron) != 1:  # espeak spelled it out or kept a pair apart: not one spoken word
+                continue
+            key = self.key(pron[0])
+            if key:
+                spellings.setdefault(key, []).append(word)
+        self.keys = list(spellings)
+        self.spellings = [spellings[k] for k in self.keys]
+        self._index = {k: i for i, k in enumerate(self.keys)}
+
+    def key(self, phones: list[str]) -> str:
+        return "".join(self._char[p] for p in phones if p in self._char)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.spellings)
+
+    def nearest(self, phones: list[str], limit: int) -> list[tuple[list[str], int]]:
+        """Up to `limit` pronunciations nearest to `phones`: (their spellings, edit distance), nearest first."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
+
+        key = self.key(phones)
+        if not key:
+            return []
+        found = process.extract(key, self.keys, scorer=Levenshtein.distance, limit=limit)
+        return [(self.spellings[i], int(d)) for _, d, i in found]
+
+
+def read_word_file(path: str | Path) -> list[str]:
+    """Words of a text file, whitespace-separated; lines starting with # are comments."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [w for line in lines if not line.lstrip().startswith("#") for w in line.split()]

@@ -1,0 +1,99 @@
+"""The phoneme CTC projector: espeak-ng targets, lexicon search, decoding and LLM rescoring."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adapters import build_projector
+from lalm import LALM, load_config
+from lalm.phonemes import Lexicon, Phonemizer, PhonemizerError
+from tests.conftest import TINY
+
+try:
+    Phonemizer()
+except PhonemizerError:
+    pytest.skip("espeak-ng's library is not installed", allow_module_level=True)
+
+WORDS = ["cat", "cats", "dog", "France", "friends", "fries", "the", "capital", "of", "is", "Paris"]
+
+
+@pytest.fixture
+def words_file(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(WORDS) + "\n")
+    return path
+
+
+@pytest.fixture
+def model(words_file):
+    options = f"{{k: 2, hidden: 32, wordnet: null, words: {words_file}, lm_beam: 3, lm_candidates: 3}}"
+    return LALM(load_config(TINY, ["model.branches.0.projector.name=phoneme_ctc",
+                                   f"model.branches.0.projector.options={options}"]).model)
+
+
+def test_phonemizer_gives_words_of_known_phonemes():
+    projector = build_projector("phoneme_ctc", 4, 8, wordnet=None)
+    words = Phonemizer().words("The capital of France, is Paris.")
+    assert len(words) == 6
+    assert all(p in projector.inventory for w in words for p in w)  # the shipped inventory covers English
+    assert Phonemizer().words("") == []
+
+
+def test_lexicon_finds_the_nearest_pronunciation():
+    lexicon = Lexicon(WORDS, Phonemizer(), build_projector("phoneme_ctc", 4, 8).inventory)
+    heard = Phonemizer().words("France")[0]
+    spellings, distance = lexicon.nearest(heard, 3)[0]
+    assert spellings == ["France"] and distance == 0
+    garbled = heard[:-1] + ["z"]  # one phoneme wrong
+    assert any("France" in s for s, d in lexicon.nearest(garbled, 3) if d == 1)
+
+
+def test_targets_are_phonemes_with_word_boundaries(model):
+    projector = model.branches["audio"].projector
+    labels = projector.labels("the cat")
+    words = Phonemizer().words("the cat")
+    assert labels.count(projector.boundary) == 1
+    assert len(labels) == sum(len(w) for w in words) + 1
+    assert 0 not in labels  # the blank is never a target
+
+
+def test_overfit_one_clip_then_decode_words_and_embeddings(model):
+    """The head learns a transcript's phonemes; decoding recovers its words and emits their embeddings."""
+    projector = model.branches["audio"].projector
+    tokenizer = model.tokenizer
+    torch.manual_seed(0)
+    features, lengths = torch.randn(1, 60, projector.in_dim), torch.tensor([60])
+    target = [tokenizer("the cat is in France", add_special_tokens=False)["input_ids"]]
+    optimizer = torch.optim.Adam(projector.parameters(), lr=3e-3)
+    projector.train()
+    first = None
+    for _ in range(150):
+        loss, n = projector.ctc_loss(features, lengths, target)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    projector.eval()
+    assert float(loss) < first / 10
+    assert projector.heard_text(features, lengths, fused=False)[0].split()[-1] == "France"
+    out, n = projector(features, lengths)
+    ids = projector.heard_ids(features, lengths)[0]
+    assert int(n[0]) == len(ids) > 0
+    table = model.llm.get_input_embeddings().weight
+    assert torch.equal(out[0, : len(ids)], table[torch.tensor(ids)].to(out.dtype))
+    fused = projector.heard_text(features, lengths)[0].split()
+    assert len(fused) == 5 and all(w in WORDS or w.lower() in WORDS for w in fused)
+
+
+def test_llm_is_bound_not_owned(model):
+    trained = model.trained_state_dict()
+    assert trained and all(".mlp." in k for k in trained), sorted(trained)
+    assert model.processor.dynamic == {"audio"}
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="no phoneme inventory for voice 'xx'"):
+        build_projector("phoneme_ctc", 4, 8, voice="xx")
+    with pytest.raises(ValueError, match="lm_weight"):
+        build_projector("phoneme_ctc", 4, 8, lm_weight=-1)
