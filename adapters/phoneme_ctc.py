@@ -83,6 +83,8 @@ class PhonemeCTCProjector(Projector):
         self.inventory = read_inventory(inventory)
         self.k, self.rate_divisor, self.voice = k, k, voice
         self.wordnet, self.words_file = wordnet, words
+        if joinable and not Path(joinable).exists():
+            raise ValueError(f"joinable: {joinable} does not exist (a file of words, whitespace-separated)")
         self.joinable = joinable or DATA / f"function_words_{voice.split('-')[0]}.txt"
         self.lm_weight, self.lm_beam, self.lm_candidates = float(lm_weight), lm_beam, lm_candidates
         self.distance_cost = float(distance_cost)
