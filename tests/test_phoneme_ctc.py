@@ -75,7 +75,7 @@ def test_overfit_one_clip_then_decode_words_and_embeddings(model):
         loss.backward()
         optimizer.step()
     projector.eval()
-    assert float(loss) < first / 10
+    assert loss.item() < first / 10
     assert projector.heard_text(features, lengths, fused=False)[0].split()[-1] == "France"
     out, n = projector(features, lengths)
     ids = projector.heard_ids(features, lengths)[0]
