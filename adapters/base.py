@@ -53,6 +53,11 @@ def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(~mask, 0)
 
 
+def ctc_collapse(path: list[int]) -> list[int]:
+    """A CTC best path's labels: repeats merged, then blanks (label 0) dropped."""
+    return [t for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
+
+
 def group_frames(features: torch.Tensor, lengths: torch.Tensor, k: int) -> torch.Tensor:
     """features [B, T, D] -> [B, ceil(T/k), k, D], with padded frames and the tail zeroed.
 

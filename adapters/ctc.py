@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adapters import PROJECTORS
-from adapters.base import Projector, ceil_div, check_positive, group_frames, valid_mask
+from adapters.base import Projector, ceil_div, check_positive, ctc_collapse, group_frames, valid_mask
 
 
 @PROJECTORS.register("ctc")
@@ -223,7 +223,7 @@ class CTCProjector(Projector):
         out = []
         for b in range(best.shape[0]):
             path = best[b, : int(n[b])].tolist()
-            out.append([t - 1 for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])])
+            out.append([t - 1 for t in ctc_collapse(path)])
         return out
 
 

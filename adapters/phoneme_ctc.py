@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adapters import PROJECTORS
-from adapters.base import Projector, ceil_div, check_positive, group_frames
+from adapters.base import Projector, ceil_div, check_positive, ctc_collapse, group_frames
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -192,9 +192,7 @@ class PhonemeCTCProjector(Projector):
         for b in range(len(n)):
             path = best[b, : int(n[b])].tolist()
             words, word = [], []
-            for i, label in enumerate(path):
-                if label == 0 or (i and path[i - 1] == label):
-                    continue
+            for label in ctc_collapse(path):
                 if label == self.boundary:
                     if word:
                         words.append(word)
