@@ -63,16 +63,22 @@ class PhonemeCTCProjector(Projector):
             nearest pronunciation's first spelling.
         lm_beam: hypotheses kept by the search.
         lm_candidates: pronunciations considered per word.
+        lm_spellings: spellings considered per pronunciation (homophones: "their", "there").
+        lm_extra_edits: pronunciations more than this many edits further than the nearest are not
+            considered (at distance_cost 3 nats an edit, the LLM would rarely make up the difference).
         distance_cost: cost (in nats) of each phoneme edit between what was heard and a pronunciation.
     """
 
     def __init__(self, in_dim: int, out_dim: int, k: int = 2, hidden: int = 1024, dropout: float = 0.0, voice: str = "en-us",
                  phonemes: str | None = None, wordnet: str | None = "/usr/share/wordnet",
-                 words: str | None = None, joinable: str | None = None, lm_weight: float = 1.0, lm_beam: int = 4, lm_candidates: int = 6,
+                 words: str | None = None, joinable: str | None = None, lm_weight: float = 1.0, lm_beam: int = 4,
+                 lm_candidates: int = 6, lm_spellings: int = 3, lm_extra_edits: int = 2,
                  distance_cost: float = 3.0):
-        check_positive(k=k, hidden=hidden, lm_beam=lm_beam, lm_candidates=lm_candidates)
+        check_positive(k=k, hidden=hidden, lm_beam=lm_beam, lm_candidates=lm_candidates, lm_spellings=lm_spellings)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if lm_extra_edits < 0:
+            raise ValueError(f"lm_extra_edits must be >= 0, got {lm_extra_edits!r}")
         if lm_weight < 0 or distance_cost < 0:
             raise ValueError(f"lm_weight and distance_cost must be >= 0, got {lm_weight!r} and {distance_cost!r}")
         super().__init__(in_dim, out_dim)
@@ -87,6 +93,7 @@ class PhonemeCTCProjector(Projector):
             raise ValueError(f"joinable: {joinable} does not exist (a file of words, whitespace-separated)")
         self.joinable = joinable or DATA / f"function_words_{voice.split('-')[0]}.txt"
         self.lm_weight, self.lm_beam, self.lm_candidates = float(lm_weight), lm_beam, lm_candidates
+        self.lm_spellings, self.lm_extra_edits = lm_spellings, lm_extra_edits
         self.distance_cost = float(distance_cost)
         self.dynamic_lengths = True
         self.boundary = len(self.inventory) + 1  # labels: 0 blank, 1..P phonemes, P+1 word boundary
@@ -98,6 +105,7 @@ class PhonemeCTCProjector(Projector):
         self._targets: dict[str, list[int]] = {}
         self._lexicon = None
         self._phonemizer = None
+        self._heard: dict[tuple, str] = {}  # word-search results by what was heard (oldest dropped first)
 
     # ------------------------------------------------------------------------------------------ binding
 
@@ -209,12 +217,21 @@ class PhonemeCTCProjector(Projector):
         """What was said, as words: chosen with the LLM when `fused` and lm_weight > 0."""
         texts = []
         for words in self.heard_phonemes(features, lengths):
-            candidates = [self.lexicon.nearest(w, self.lm_candidates) for w in words]
-            candidates = [c for c in candidates if c]
-            if fused and self.lm_weight:
-                texts.append(self._search(candidates))
-            else:
-                texts.append(" ".join(c[0][0][0] for c in candidates))
+            fuse = bool(fused and self.lm_weight)
+            # the same sounds give the same words: a clip read again (each turn of a chat, the answer and
+            # then the transcript in evaluation) costs no second search
+            key = (tuple(map(tuple, words)), fuse, self.lm_weight, self.lm_beam, self.lm_candidates,
+                   self.lm_spellings, self.lm_extra_edits, self.distance_cost)
+            if key not in self._heard:
+                candidates = [c for c in (self.lexicon.nearest(w, self.lm_candidates) for w in words) if c]
+                if fuse:
+                    text = " ".join(self._search(candidates)[0]) if candidates else ""
+                else:
+                    text = " ".join(c[0][0][0] for c in candidates)
+                if len(self._heard) >= 4096:
+                    self._heard.pop(next(iter(self._heard)))
+                self._heard[key] = text
+            texts.append(self._heard[key])
         return texts
 
     def heard_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
@@ -229,40 +246,56 @@ class PhonemeCTCProjector(Projector):
                 for t in self.heard_text(features, lengths, fused=False)]
 
     @torch.no_grad()
-    def _search(self, candidates: list[list[tuple[list[str], int]]]) -> str:
-        """Beam search over spellings: -distance_cost x edits + lm_weight x log p_llm, word by word."""
+    def _search(self, candidates: list[list[tuple[list[str], int]]]) -> tuple[list[str], float]:
+        """Beam search over spellings, word by word: -distance_cost x edits + lm_weight x log p_llm.
+        Returns the best words and their score.
+
+        The LLM runs once per word for all hypotheses x spellings together, extending the hypotheses'
+        KV cache by the spellings' tokens (memory traffic, not arithmetic, bounds a small LLM on a CPU,
+        so the number of passes is what counts). Spellings have different token counts: the padding
+        they leave in the cache is masked out of every later pass.
+        """
+        from lalm.llm import cached_forward
+
         _, llm, tokenizer, prefix, end = self._llm()
         device = self._llm()[0].weight.device
-        beams: list[tuple[float, list[int], list[str]]] = [(0.0, [], [])]
+        out, cache = cached_forward(llm, None, input_ids=torch.tensor([prefix], device=device))
+        next_logp = out.logits[:, -1].float().log_softmax(-1)  # [hypotheses, vocab]
+        mask = torch.ones(1, len(prefix), dtype=torch.long, device=device)
+        scores = torch.zeros(1, device=device)
+        words: list[list[str]] = [[]]
         for options in candidates:
-            rows = []  # (parent beam, spelling, its tokens, pronunciation cost)
-            for parent, (_, ids, words) in enumerate(beams):
-                for spellings, distance in options:
-                    for spelling in spellings:
-                        text = spelling if not words else " " + spelling
-                        rows.append((parent, spelling, tokenizer(text, add_special_tokens=False)["input_ids"],
-                                     self.distance_cost * distance))
-            logp = self._continuation_logp(llm, device, [prefix + beams[r[0]][1] for r in rows], [r[2] for r in rows])
-            scored = sorted(((beams[r[0]][0] - r[3] + self.lm_weight * lp, i) for i, (r, lp) in enumerate(zip(rows, logp))),
-                            reverse=True)[: self.lm_beam]
-            beams = [(s, beams[rows[i][0]][1] + rows[i][2], beams[rows[i][0]][2] + [rows[i][1]]) for s, i in scored]
-        if end and len(beams) > 1:  # a hypothesis after which the LLM would end the message is complete
-            ends = self._continuation_logp(llm, device, [prefix + b[1] for b in beams], [end[:1]] * len(beams))
-            beams = [(s + self.lm_weight * e, ids, words) for (s, ids, words), e in zip(beams, ends)]
-        return " ".join(max(beams, key=lambda b: b[0])[2])
-
-    @staticmethod
-    def _continuation_logp(llm, device, contexts: list[list[int]], continuations: list[list[int]]) -> list[float]:
-        """log p(continuation | context) for each row, in one right-padded forward pass (causal
-        attention: real tokens never see the padding after them, so no mask is needed)."""
-        seqs = [c + t for c, t in zip(contexts, continuations)]
-        width = max(len(s) for s in seqs)
-        ids = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s, device=device)
-        logp = llm(input_ids=ids, use_cache=False).logits.float().log_softmax(-1)
-        out = []
-        for i, (c, t) in enumerate(zip(contexts, continuations)):
-            positions = torch.arange(len(c) - 1, len(c) + len(t) - 1, device=device)
-            out.append(float(logp[i, positions, torch.tensor(t, device=device)].sum()))
-        return out
+            nearest = options[0][1]
+            spellings = [(spelling, self.distance_cost * distance) for names, distance in options
+                         if distance <= nearest + self.lm_extra_edits for spelling in names[: self.lm_spellings]]
+            rows = [(h, spelling, cost, tokenizer(spelling if not words[h] else " " + spelling,
+                                                  add_special_tokens=False)["input_ids"])
+                    for h in range(len(words)) for spelling, cost in spellings]
+            width = max(len(r[3]) for r in rows)
+            ids = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+            real = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+            for i, (*_, tokens) in enumerate(rows):
+                ids[i, : len(tokens)] = torch.tensor(tokens, device=device)
+                real[i, : len(tokens)] = 1
+            parent = torch.tensor([r[0] for r in rows], device=device)
+            counts = real.sum(1)
+            cache.reorder_cache(parent)
+            past = mask[parent]
+            mask = torch.cat([past, real], dim=1)
+            positions = past.sum(1, keepdim=True) + torch.arange(width, device=device)
+            out, cache = cached_forward(llm, cache, input_ids=ids, attention_mask=mask, position_ids=positions)
+            logp = out.logits.float().log_softmax(-1)  # [rows, width, vocab]
+            # log p(first token) comes from the hypothesis; token i's from position i - 1 of this pass
+            said = next_logp[parent, ids[:, 0]]
+            later = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] * real[:, 1:]
+            cost = torch.tensor([r[2] for r in rows], device=device)
+            total = scores[parent] - cost + self.lm_weight * (said + later.sum(1))
+            keep = total.topk(min(self.lm_beam, len(rows))).indices
+            cache.reorder_cache(keep)
+            mask, scores = mask[keep], total[keep]
+            next_logp = logp[keep, counts[keep] - 1]
+            words = [[*words[rows[i][0]], rows[i][1]] for i in keep.tolist()]
+        if end:  # a hypothesis after which the LLM would end the message is complete
+            scores = scores + self.lm_weight * next_logp[:, end[0]]
+        best = int(scores.argmax())
+        return words[best], float(scores[best])

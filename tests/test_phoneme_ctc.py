@@ -97,3 +97,32 @@ def test_options_are_checked():
         build_projector("phoneme_ctc", 4, 8, voice="xx")
     with pytest.raises(ValueError, match="lm_weight"):
         build_projector("phoneme_ctc", 4, 8, lm_weight=-1)
+
+
+def test_word_search_scores_match_the_llm_read_from_scratch(model):
+    """The cached, padded, batched search must score a text exactly as one plain forward pass does:
+    with a beam wide enough to keep every hypothesis, it finds the brute-force best."""
+    import itertools
+
+    projector = model.branches["audio"].projector
+    projector.lm_extra_edits = 99
+    _, llm, tokenizer, prefix, end = projector._llm()
+    # words of 1 to 3 tokens, so spellings pad differently in the cache
+    candidates = [[(["cat", "capital"], 0), (["Paris"], 1)], [(["of", "dog"], 0), (["friends"], 2)],
+                  [(["France", "fries"], 1)]]
+    projector.lm_beam, projector.lm_spellings = 64, 3
+
+    def brute(words, costs):
+        ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
+        seq = torch.tensor([prefix + ids + end[:1]])
+        logp = llm(input_ids=seq, use_cache=False).logits.float().log_softmax(-1)[0]
+        said = sum(float(logp[i - 1, seq[0, i]]) for i in range(len(prefix), seq.shape[1]))
+        return said * projector.lm_weight - projector.distance_cost * sum(costs)
+
+    options = [[(s, d) for names, d in word for s in names] for word in candidates]
+    scored = {tuple(w for w, _ in combo): brute([w for w, _ in combo], [d for _, d in combo])
+              for combo in itertools.product(*options)}
+    words, score = projector._search(candidates)
+    best = max(scored, key=scored.get)
+    assert tuple(words) == best
+    assert score == pytest.approx(scored[best], abs=1e-3)
