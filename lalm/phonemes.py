@@ -80,7 +80,8 @@ class Phonemizer:
 
 
 def lexicon_words(tokenizer=None, wordnet: Path | None = WORDNET, extra: list[str] = ()) -> list[str]:
-    """The spellings a phoneme decoder may choose from, deduplicated, in a fixed order.
+    """The spellings a phoneme decoder may choose from, deduplicated, most likely first: the extra
+    words, the LLM's one-piece words (frequent first), then WordNet's lemmas.
 
     The LLM's one-piece words keep their case ("France", "Paris"), so the LLM can choose the spelling
     it expects; WordNet contributes its lemmas (split at spaces, hyphens and underscores).
@@ -90,7 +91,9 @@ def lexicon_words(tokenizer=None, wordnet: Path | None = WORDNET, extra: list[st
         if _WORD.match(word):
             seen.setdefault(word, None)
     if tokenizer is not None:
-        for piece in tokenizer.get_vocab():
+        # in id order: a BPE vocabulary's early merges are its frequent words, so where one sound has
+        # several spellings ("is", "Is", "IS") the common one comes first
+        for piece, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]):
             text = tokenizer.convert_tokens_to_string([piece])
             if text.startswith(" ") and _WORD.match(text[1:]) and len(text) > 2:
                 seen.setdefault(text[1:], None)

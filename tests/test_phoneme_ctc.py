@@ -126,3 +126,18 @@ def test_word_search_scores_match_the_llm_read_from_scratch(model):
     best = max(scored, key=scored.get)
     assert tuple(words) == best
     assert score == pytest.approx(scored[best], abs=1e-3)
+
+
+def test_lexicon_words_put_the_frequent_spelling_first():
+    """BPE ids follow merge order, so the lower id is the common spelling of a sound."""
+    from lalm.phonemes import lexicon_words
+
+    class Vocab:
+        def get_vocab(self):
+            return {"ĠIz": 900, "ĠIs": 40, "Ġis": 3, "Ġcat": 7}
+
+        def convert_tokens_to_string(self, pieces):
+            return "".join(pieces).replace("Ġ", " ")
+
+    words = lexicon_words(Vocab(), wordnet=None)
+    assert words.index("is") < words.index("Is") < words.index("Iz")
