@@ -64,23 +64,27 @@ class PhonemeCTCProjector(Projector):
         lm_beam: hypotheses kept by the search.
         lm_candidates: pronunciations considered per word.
         lm_spellings: spellings considered per pronunciation (homophones: "their", "there").
-        lm_extra_edits: pronunciations more than this many edits further than the nearest are not
-            considered (at distance_cost 3 nats an edit, the LLM would rarely make up the difference).
-        distance_cost: cost (in nats) of each phoneme edit between what was heard and a pronunciation.
+        acoustic: how a word's candidate pronunciations are costed: "ctc", by their CTC log-likelihood
+            over that word's frames (what the head heard, not only its best guess); "edits", by
+            distance_cost x phoneme edits from the greedy phonemes.
+        distance_cost: cost (in nats) of each phoneme edit with acoustic "edits".
+        lm_slack: candidates costing more than this many nats over a word's best are not considered
+            (the LLM would rarely make up the difference).
     """
 
     def __init__(self, in_dim: int, out_dim: int, k: int = 2, hidden: int = 1024, dropout: float = 0.0, voice: str = "en-us",
                  phonemes: str | None = None, wordnet: str | None = "/usr/share/wordnet",
                  words: str | None = None, joinable: str | None = None, lm_weight: float = 1.0, lm_beam: int = 4,
-                 lm_candidates: int = 6, lm_spellings: int = 3, lm_extra_edits: int = 2,
-                 distance_cost: float = 3.0):
+                 lm_candidates: int = 6, lm_spellings: int = 3, acoustic: str = "ctc",
+                 distance_cost: float = 3.0, lm_slack: float = 6.0):
         check_positive(k=k, hidden=hidden, lm_beam=lm_beam, lm_candidates=lm_candidates, lm_spellings=lm_spellings)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if lm_extra_edits < 0:
-            raise ValueError(f"lm_extra_edits must be >= 0, got {lm_extra_edits!r}")
-        if lm_weight < 0 or distance_cost < 0:
-            raise ValueError(f"lm_weight and distance_cost must be >= 0, got {lm_weight!r} and {distance_cost!r}")
+        if acoustic not in ("ctc", "edits"):
+            raise ValueError(f"acoustic must be 'ctc' or 'edits', got {acoustic!r}")
+        if min(lm_weight, distance_cost, lm_slack) < 0:
+            raise ValueError(f"lm_weight, distance_cost and lm_slack must be >= 0, got {lm_weight!r}, "
+                             f"{distance_cost!r} and {lm_slack!r}")
         super().__init__(in_dim, out_dim)
         inventory = Path(phonemes) if phonemes else DATA / f"phonemes_{voice}.txt"
         if not inventory.exists():
@@ -93,7 +97,7 @@ class PhonemeCTCProjector(Projector):
             raise ValueError(f"joinable: {joinable} does not exist (a file of words, whitespace-separated)")
         self.joinable = joinable or DATA / f"function_words_{voice.split('-')[0]}.txt"
         self.lm_weight, self.lm_beam, self.lm_candidates = float(lm_weight), lm_beam, lm_candidates
-        self.lm_spellings, self.lm_extra_edits = lm_spellings, lm_extra_edits
+        self.lm_spellings, self.acoustic, self.lm_slack = lm_spellings, acoustic, float(lm_slack)
         self.distance_cost = float(distance_cost)
         self.dynamic_lengths = True
         self.boundary = len(self.inventory) + 1  # labels: 0 blank, 1..P phonemes, P+1 word boundary
@@ -192,38 +196,45 @@ class PhonemeCTCProjector(Projector):
         return nn.utils.rnn.pad_sequence(clips, batch_first=True).to(self.mlp[0].weight.dtype), out_lengths
 
     @torch.no_grad()
-    def heard_phonemes(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[list[str]]]:
-        """Greedy CTC decoding: per clip, its words as lists of phonemes."""
+    def heard_words(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[tuple[list[int], torch.Tensor]]]:
+        """Greedy CTC decoding: per clip, its words as (phoneme labels, the word's frame log-probs [T, C]).
+
+        A word is the stretch of frames between two frames whose best label is the word boundary."""
         logits, n = self.logits(features, lengths)
-        best = logits.argmax(-1)
+        logp = logits.float().log_softmax(-1)
+        best = logp.argmax(-1)
         out = []
         for b in range(len(n)):
-            path = best[b, : int(n[b])].tolist()
-            words, word = [], []
-            for label in ctc_collapse(path):
-                if label == self.boundary:
-                    if word:
-                        words.append(word)
-                    word = []
-                else:
-                    word.append(self.inventory[label - 1])
-            if word:
-                words.append(word)
+            path = best[b, : int(n[b])]
+            edges = [-1, *(path == self.boundary).nonzero()[:, 0].tolist(), len(path)]
+            words = []
+            for start, stop in zip(edges, edges[1:]):
+                labels = ctc_collapse(path[start + 1: stop].tolist())
+                if labels:
+                    words.append((labels, logp[b, start + 1: stop]))
             out.append(words)
         return out
+
+    def heard_phonemes(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[list[str]]]:
+        """Greedy CTC decoding: per clip, its words as lists of phonemes."""
+        return [[[self.inventory[label - 1] for label in labels] for labels, _ in words]
+                for words in self.heard_words(features, lengths)]
 
     @torch.no_grad()
     def heard_text(self, features: torch.Tensor, lengths: torch.Tensor, fused: bool = True) -> list[str]:
         """What was said, as words: chosen with the LLM when `fused` and lm_weight > 0."""
         texts = []
-        for words in self.heard_phonemes(features, lengths):
-            fuse = bool(fused and self.lm_weight)
+        fuse = bool(fused and self.lm_weight)
+        settings = (fuse, self.lm_weight, self.lm_beam, self.lm_candidates, self.lm_spellings, self.acoustic,
+                    self.distance_cost, self.lm_slack)
+        for words in self.heard_words(features, lengths):
             # the same sounds give the same words: a clip read again (each turn of a chat, the answer and
             # then the transcript in evaluation) costs no second search
-            key = (tuple(map(tuple, words)), fuse, self.lm_weight, self.lm_beam, self.lm_candidates,
-                   self.lm_spellings, self.lm_extra_edits, self.distance_cost)
+            heard = [(tuple(labels), (frames * 100).round().to(torch.int32).numpy().tobytes()
+                      if self.acoustic == "ctc" else b"") for labels, frames in words]
+            key = (tuple(heard), *settings)
             if key not in self._heard:
-                candidates = [c for c in (self.lexicon.nearest(w, self.lm_candidates) for w in words) if c]
+                candidates = [c for c in (self._candidates(labels, frames) for labels, frames in words) if c]
                 if fuse:
                     text = " ".join(self._search(candidates)[0]) if candidates else ""
                 else:
@@ -233,6 +244,28 @@ class PhonemeCTCProjector(Projector):
                 self._heard[key] = text
             texts.append(self._heard[key])
         return texts
+
+    def _candidates(self, labels: list[int], frames: torch.Tensor) -> list[tuple[list[str], float]]:
+        """A heard word's candidate pronunciations as (spellings, acoustic cost in nats), cheapest first,
+        within lm_slack of the cheapest."""
+        phones = [self.inventory[label - 1] for label in labels]
+        if self.acoustic == "edits":
+            costed = [(m.spellings, self.distance_cost * m.distance)
+                      for m in self.lexicon.nearest(phones, self.lm_candidates)]
+        else:  # the nearest by edits, re-costed by how well each explains the word's frames
+            matches = self.lexicon.nearest(phones, 4 * self.lm_candidates)
+            if not matches:
+                return []
+            targets = [[i + 1 for i in self.lexicon.phonemes(m.key)] for m in matches]
+            device = frames.device
+            nll = F.ctc_loss(frames[:, None].expand(-1, len(matches), -1),
+                             torch.tensor([x for t in targets for x in t], dtype=torch.long, device=device),
+                             torch.full((len(matches),), frames.shape[0], dtype=torch.long, device=device),
+                             torch.tensor([len(t) for t in targets], device=device), blank=0, reduction="none")
+            nll = torch.nan_to_num(nll, posinf=1e4)  # more phonemes than the frames can hold
+            costed = sorted(((m.spellings, float(c)) for m, c in zip(matches, nll)), key=lambda x: x[1])
+            costed = costed[: self.lm_candidates]
+        return [c for c in costed if c[1] <= costed[0][1] + self.lm_slack] if costed else []
 
     def heard_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """The words heard as LLM token ids per clip (the LLM-fused choice when lm_weight > 0)."""
@@ -246,9 +279,9 @@ class PhonemeCTCProjector(Projector):
                 for t in self.heard_text(features, lengths, fused=False)]
 
     @torch.no_grad()
-    def _search(self, candidates: list[list[tuple[list[str], int]]]) -> tuple[list[str], float]:
-        """Beam search over spellings, word by word: -distance_cost x edits + lm_weight x log p_llm.
-        Returns the best words and their score.
+    def _search(self, candidates: list[list[tuple[list[str], float]]]) -> tuple[list[str], float]:
+        """Beam search over spellings, word by word: -acoustic cost + lm_weight x log p_llm. `candidates`
+        holds per word (spellings, cost) pairs. Returns the best words and their score.
 
         The LLM runs once per word for all hypotheses x spellings together, extending the hypotheses'
         KV cache by the spellings' tokens (memory traffic, not arithmetic, bounds a small LLM on a CPU,
@@ -265,9 +298,7 @@ class PhonemeCTCProjector(Projector):
         scores = torch.zeros(1, device=device)
         words: list[list[str]] = [[]]
         for options in candidates:
-            nearest = options[0][1]
-            spellings = [(spelling, self.distance_cost * distance) for names, distance in options
-                         if distance <= nearest + self.lm_extra_edits for spelling in names[: self.lm_spellings]]
+            spellings = [(spelling, cost) for names, cost in options for spelling in names[: self.lm_spellings]]
             rows = [(h, spelling, cost, tokenizer(spelling if not words[h] else " " + spelling,
                                                   add_special_tokens=False)["input_ids"])
                     for h in range(len(words)) for spelling, cost in spellings]

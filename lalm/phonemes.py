@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import re
 import threading
+from typing import NamedTuple
 from pathlib import Path
 
 WORDNET = Path("/usr/share/wordnet")
@@ -114,6 +115,14 @@ def lexicon_words(tokenizer=None, wordnet: Path | None = WORDNET, extra: list[st
     return list(seen)
 
 
+class Match(NamedTuple):
+    """A lexicon entry near what was heard."""
+
+    spellings: list[str]
+    distance: int  # phoneme edits from what was heard
+    key: str  # the pronunciation, one character per phoneme (`Lexicon.phonemes` reads it)
+
+
 class Lexicon:
     """Pronunciations of a word list, searchable by phoneme edit distance.
 
@@ -146,8 +155,12 @@ class Lexicon:
     def __len__(self) -> int:
         return sum(len(s) for s in self.spellings)
 
-    def nearest(self, phones: list[str], limit: int) -> list[tuple[list[str], int]]:
-        """Up to `limit` pronunciations nearest to `phones`: (their spellings, edit distance), nearest first."""
+    def phonemes(self, key: str) -> list[int]:
+        """A pronunciation key as inventory indices."""
+        return [ord(c) - 0x4E00 for c in key]
+
+    def nearest(self, phones: list[str], limit: int) -> list[Match]:
+        """Up to `limit` pronunciations nearest to `phones` (spellings, edit distance, key), nearest first."""
         from rapidfuzz import process
         from rapidfuzz.distance import Levenshtein
 
@@ -155,7 +168,7 @@ class Lexicon:
         if not key:
             return []
         found = process.extract(key, self.keys, scorer=Levenshtein.distance, limit=limit)
-        return [(self.spellings[i], int(d)) for _, d, i in found]
+        return [Match(self.spellings[i], int(d), self.keys[i]) for _, d, i in found]
 
 
 def read_word_file(path: str | Path) -> list[str]:

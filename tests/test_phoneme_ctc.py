@@ -43,10 +43,10 @@ def test_phonemizer_gives_words_of_known_phonemes():
 def test_lexicon_finds_the_nearest_pronunciation():
     lexicon = Lexicon(WORDS, Phonemizer(), build_projector("phoneme_ctc", 4, 8).inventory)
     heard = Phonemizer().words("France")[0]
-    spellings, distance = lexicon.nearest(heard, 3)[0]
+    spellings, distance, _ = lexicon.nearest(heard, 3)[0]
     assert spellings == ["France"] and distance == 0
     garbled = heard[:-1] + ["z"]  # one phoneme wrong
-    assert any("France" in s for s, d in lexicon.nearest(garbled, 3) if d == 1)
+    assert any("France" in m.spellings for m in lexicon.nearest(garbled, 3) if m.distance == 1)
 
 
 def test_targets_are_phonemes_with_word_boundaries(model):
@@ -97,6 +97,8 @@ def test_options_are_checked():
         build_projector("phoneme_ctc", 4, 8, voice="xx")
     with pytest.raises(ValueError, match="lm_weight"):
         build_projector("phoneme_ctc", 4, 8, lm_weight=-1)
+    with pytest.raises(ValueError, match="acoustic must be 'ctc' or 'edits'"):
+        build_projector("phoneme_ctc", 4, 8, acoustic="viterbi")
 
 
 def test_word_search_scores_match_the_llm_read_from_scratch(model):
@@ -105,11 +107,10 @@ def test_word_search_scores_match_the_llm_read_from_scratch(model):
     import itertools
 
     projector = model.branches["audio"].projector
-    projector.lm_extra_edits = 99
     _, llm, tokenizer, prefix, end = projector._llm()
     # words of 1 to 3 tokens, so spellings pad differently in the cache
-    candidates = [[(["cat", "capital"], 0), (["Paris"], 1)], [(["of", "dog"], 0), (["friends"], 2)],
-                  [(["France", "fries"], 1)]]
+    candidates = [[(["cat", "capital"], 0.0), (["Paris"], 3.0)], [(["of", "dog"], 0.0), (["friends"], 6.5)],
+                  [(["France", "fries"], 1.0)]]  # (spellings, acoustic cost in nats) per word
     projector.lm_beam, projector.lm_spellings = 64, 3
 
     def brute(words, costs):
@@ -117,7 +118,7 @@ def test_word_search_scores_match_the_llm_read_from_scratch(model):
         seq = torch.tensor([prefix + ids + end[:1]])
         logp = llm(input_ids=seq, use_cache=False).logits.float().log_softmax(-1)[0]
         said = sum(float(logp[i - 1, seq[0, i]]) for i in range(len(prefix), seq.shape[1]))
-        return said * projector.lm_weight - projector.distance_cost * sum(costs)
+        return said * projector.lm_weight - sum(costs)
 
     options = [[(s, d) for names, d in word for s in names] for word in candidates]
     scored = {tuple(w for w, _ in combo): brute([w for w, _ in combo], [d for _, d in combo])
@@ -141,3 +142,26 @@ def test_lexicon_words_put_the_frequent_spelling_first():
 
     words = lexicon_words(Vocab(), wordnet=None)
     assert words.index("is") < words.index("Is") < words.index("Iz")
+
+
+def test_ctc_costs_read_what_the_frames_almost_said(model):
+    """Greedy phonemes say "cat", but one frame nearly said the "s" of "cats": scored on the frames,
+    "cats" costs far less than a whole phoneme edit, and "cat" stays the cheapest."""
+    projector = model.branches["audio"].projector
+    cat, cats = projector.labels("cat"), projector.labels("cats")
+    s = cats[-1]
+    rows = []
+    for label in cat:
+        rows += [{label: 0.9, 0: 0.1}] * 2
+    rows += [{0: 0.55, s: 0.45}, {0: 0.9, projector.boundary: 0.1}]
+    probs = torch.full((len(rows), projector.boundary + 1), 1e-6)
+    for t, row in enumerate(rows):
+        for label, p in row.items():
+            probs[t, label] = p
+    frames = (probs / probs.sum(-1, keepdim=True)).log()
+    costs = {spelling: cost for spellings, cost in projector._candidates(cat, frames) for spelling in spellings}
+    assert min(costs, key=costs.get) == "cat"
+    assert 0 < costs["cats"] - costs["cat"] < 1.0 < projector.distance_cost
+    projector.acoustic = "edits"
+    edits = {spelling: cost for spellings, cost in projector._candidates(cat, frames) for spelling in spellings}
+    assert edits["cat"] == 0 and edits["cats"] == projector.distance_cost
