@@ -7,7 +7,9 @@
    minus every sentence stating a fact of the evaluation questions
 2. speak it with espeak-ng in hundreds of voices, speeds and pitches; speak the held-out questions in
    voices training never uses
-3. train the CTC projector between Whisper tiny.en and SmolLM2's own embedding table (train/align.py)
+3. train the phoneme CTC projector on Whisper tiny.en's features (train/align.py); it hears phonemes,
+   turns them into words with a lexicon and SmolLM2's own word search, and hands SmolLM2 its own
+   embeddings of those words
 4. evaluate on the unseen spoken questions in audio mode and text mode (SmolLM2 reading the question:
    the upper bound), with the transcript WER of what the model heard
 5. print the speech-text gap; `python -m lalm.chat --model runs/demo/align/final` talks to the result
