@@ -111,7 +111,8 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     if cfg.data.feature_cache:
         cache = FeatureCache(cfg.data.feature_cache, {n: b.encoder for n, b in model.branches.items()})
         failed: list[str] = []
-        made = cache.fill(model, [r.audio for r in rows + valid], cfg.data.batch_seconds, dist.rank, dist.world, failed)
+        made = cache.fill(model, [r.audio for r in rows + valid], cfg.data.batch_seconds, dist.rank, dist.world, failed,
+                          durations={r.audio: r.duration for r in rows + valid})
         distributed.barrier()
         say(dist, f"feature cache {cache.dir}: {made} clips encoded now, {len(failed)} unreadable")
     run = Run(cfg, dist, model, params, optimizer, scheduler, rows, valid, weights, cache, out_dir)

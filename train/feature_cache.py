@@ -70,9 +70,15 @@ class FeatureCache:
 
     @torch.no_grad()
     def fill(self, model, audio_files: list[str], batch_seconds: float, rank: int = 0, world: int = 1,
-             skipped: list[str] | None = None) -> int:
-        """Encode the clips of `audio_files` (this rank's share) that are not cached yet; returns the count."""
+             skipped: list[str] | None = None, durations: dict[str, float] | None = None) -> int:
+        """Encode the clips of `audio_files` (this rank's share) that are not cached yet; returns the count.
+
+        With `durations` (seconds per file), clips are encoded shortest first, so each batch pads its
+        clips to a similar length: a batch of random lengths spends about half its encoder time on
+        padding."""
         todo = sorted({a for a in audio_files if not self.has(a)})[rank::world]
+        if durations:
+            todo.sort(key=lambda a: durations.get(a, 0.0))
         done = 0
         bar = tqdm(total=len(todo), desc="feature cache", unit="clip", disable=rank != 0 or not todo)
         batch: list[tuple[str, torch.Tensor]] = []
