@@ -137,3 +137,26 @@ def test_curriculum_runs_ctc_then_lm_stages_and_resumes_by_stage(sift, tmp_path)
     assert model.hears_words and len(model.transcribe([np.zeros(8000, dtype=np.float32)])) == 1
     again = align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", *overrides)
     assert "stage asr: done earlier" in again and "stage sift: done earlier" in again
+
+
+def test_cache_fill_goes_shortest_first_when_durations_are_known(tmp_path):
+    """Batches of similar lengths pad little: with durations the fill encodes shortest first."""
+    import soundfile as sf
+
+    from lalm import load_config
+    from train.feature_cache import FeatureCache
+
+    model = LALM(load_config(ROOT / "configs" / "tiny.yaml").model).eval()
+    files, durations = [], {}
+    for i, seconds in enumerate([3.0, 0.5, 2.0, 1.0]):
+        path = tmp_path / f"{i}.wav"
+        sf.write(path, 0.1 * np.random.default_rng(i).standard_normal(int(seconds * 16000)).astype(np.float32), 16000)
+        files.append(str(path))
+        durations[str(path)] = seconds
+    seen: list[int] = []
+    encode = model.encode_audio
+    model.encode_audio = lambda waves, lengths: (seen.extend(lengths.tolist()), encode(waves, lengths))[1]
+    cache = FeatureCache(tmp_path / "cache", {n: b.encoder for n, b in model.branches.items()})
+    assert cache.fill(model, files, batch_seconds=1.0, durations=durations) == 4
+    assert seen == sorted(seen) and len(seen) == 4
+    assert all(cache.has(f) for f in files)

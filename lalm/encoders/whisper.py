@@ -56,7 +56,8 @@ class WhisperEncoder(AudioEncoder):
     - `pad_to_seconds`: each window is padded with silence to at least this long (30 = stock Whisper);
     - `tail_seconds`: this much silence is appended to each window (capped at 30 s in all).
 
-    DEFAULT_TAIL_SECONDS is chosen by `bench/encoder_fidelity.py` (docs/quality.md has the table).
+    DEFAULT_TAIL_SECONDS is to be chosen by `bench/encoder_fidelity.py`; until its table is recorded in
+    docs/quality.md it is 0.0, the real length.
 
     Args:
         path: hub id, local Hugging Face directory, or CTranslate2 (faster-whisper) directory.
