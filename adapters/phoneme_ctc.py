@@ -62,7 +62,8 @@ class PhonemeCTCProjector(Projector):
         lm_weight: weight of the LLM's log-probability against the pronunciation cost; 0 takes the
             nearest pronunciation's first spelling.
         lm_beam: hypotheses kept by the search.
-        lm_candidates: pronunciations considered per word.
+        lm_candidates: pronunciations considered per word (with acoustic "ctc": the cheapest of the
+            4 x lm_candidates nearest by phoneme edits).
         lm_spellings: spellings considered per pronunciation (homophones: "their", "there").
         acoustic: how a word's candidate pronunciations are costed: "ctc", by their CTC log-likelihood
             over that word's frames (what the head heard, not only its best guess); "edits", by
