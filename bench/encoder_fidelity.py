@@ -14,7 +14,7 @@ shorter fixed window (`pad_to_seconds`). For each mode this prints, over espeak-
   Whisper itself decodes);
 - encoder ms per clip, one clip at a time, and its ratio to stock (the naive baseline of this run).
 
-The default of `lalm.encoders.whisper` is to be the fastest mode whose WER matches stock's; docs/quality.md
+The default of `lalm.encoders.whisper` is the fastest mode whose WER matches stock features' (pad30); docs/quality.md
 records the numbers.
 """
 
