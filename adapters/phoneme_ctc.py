@@ -22,6 +22,7 @@ after projection, as for `ctc` with compression. The words heard are also the mo
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -209,7 +210,7 @@ class PhonemeCTCProjector(Projector):
             path = best[b, : int(n[b])]
             edges = [-1, *(path == self.boundary).nonzero()[:, 0].tolist(), len(path)]
             words = []
-            for start, stop in zip(edges, edges[1:]):
+            for start, stop in itertools.pairwise(edges):
                 labels = ctc_collapse(path[start + 1: stop].tolist())
                 if labels:
                     words.append((labels, logp[b, start + 1: stop]))

@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from bench.common import report, synthetic_corpus
 
 

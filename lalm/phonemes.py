@@ -17,8 +17,8 @@ import ctypes
 import ctypes.util
 import re
 import threading
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 WORDNET = Path("/usr/share/wordnet")
 STRESS = str.maketrans("", "", "ˈˌ")
