@@ -269,16 +269,14 @@ class PhonemeCTCProjector(Projector):
             costed = costed[: self.lm_candidates]
         return [c for c in costed if c[1] <= costed[0][1] + self.lm_slack] if costed else []
 
-    def heard_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-        """The words heard as LLM token ids per clip (the LLM-fused choice when lm_weight > 0)."""
+    def heard_ids(self, features: torch.Tensor, lengths: torch.Tensor, fused: bool = True) -> list[list[int]]:
+        """The words heard as LLM token ids per clip (the LLM-fused choice when `fused` and lm_weight > 0)."""
         tokenizer = self._llm()[2]
-        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in self.heard_text(features, lengths)]
+        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in self.heard_text(features, lengths, fused)]
 
     def greedy_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-        """The words of the nearest pronunciations, without the LLM."""
-        tokenizer = self._llm()[2]
-        return [tokenizer(t, add_special_tokens=False)["input_ids"]
-                for t in self.heard_text(features, lengths, fused=False)]
+        """The words of the cheapest pronunciations, without the LLM."""
+        return self.heard_ids(features, lengths, fused=False)
 
     @torch.no_grad()
     def _search(self, candidates: list[list[tuple[list[str], float]]]) -> tuple[list[str], float]:
@@ -292,8 +290,8 @@ class PhonemeCTCProjector(Projector):
         """
         from lalm.llm import cached_forward
 
-        _, llm, tokenizer, prefix, end = self._llm()
-        device = self._llm()[0].weight.device
+        table, llm, tokenizer, prefix, end = self._llm()
+        device = table.weight.device
         out, cache = cached_forward(llm, None, input_ids=torch.tensor([prefix], device=device))
         next_logp = out.logits[:, -1].float().log_softmax(-1)  # [hypotheses, vocab]
         mask = torch.ones(1, len(prefix), dtype=torch.long, device=device)
