@@ -148,6 +148,14 @@ class Lexicon:
         self.keys = list(spellings)
         self.spellings = [spellings[k] for k in self.keys]
         self._index = {k: i for i, k in enumerate(self.keys)}
+        # keys by length: an edit distance is at least the length difference, so a search reads the
+        # lengths nearest the query's first and stops once no longer key can beat what it has
+        self._by_length: dict[int, tuple[list[str], list[int]]] = {}
+        for i, k in enumerate(self.keys):
+            bucket = self._by_length.setdefault(len(k), ([], []))
+            bucket[0].append(k)
+            bucket[1].append(i)
+        self._nearest: dict[tuple[str, int], list[tuple[int, int]]] = {}
 
     def key(self, phones: list[str]) -> str:
         return "".join(self._char[p] for p in phones if p in self._char)
@@ -160,15 +168,38 @@ class Lexicon:
         return [ord(c) - 0x4E00 for c in key]
 
     def nearest(self, phones: list[str], limit: int) -> list[Match]:
-        """Up to `limit` pronunciations nearest to `phones` (spellings, edit distance, key), nearest first."""
+        """Up to `limit` pronunciations nearest to `phones` (spellings, edit distance, key), nearest first
+        (ties in lexicon order)."""
+        key = self.key(phones)
+        if not key or limit <= 0:
+            return []
+        found = self._nearest.get((key, limit))
+        if found is None:
+            found = self._search(key, limit)
+            if len(self._nearest) >= 65536:  # the common words of a language repeat: keep them
+                self._nearest.pop(next(iter(self._nearest)))
+            self._nearest[key, limit] = found
+        return [Match(self.spellings[i], d, self.keys[i]) for d, i in found]
+
+    def _search(self, key: str, limit: int) -> list[tuple[int, int]]:
         from rapidfuzz import process
         from rapidfuzz.distance import Levenshtein
 
-        key = self.key(phones)
-        if not key:
-            return []
-        found = process.extract(key, self.keys, scorer=Levenshtein.distance, limit=limit)
-        return [Match(self.spellings[i], int(d), self.keys[i]) for _, d, i in found]
+        found: list[tuple[int, int]] = []  # (distance, lexicon index), best first
+        longest = max(self._by_length, default=0)
+        for gap in range(max(len(key), longest) + 1):
+            if len(found) >= limit and found[limit - 1][0] < gap:
+                break  # every key `gap` or more phonemes longer or shorter is at least `gap` edits away
+            for length in {len(key) - gap, len(key) + gap}:
+                if length not in self._by_length:
+                    continue
+                keys, index = self._by_length[length]
+                cutoff = found[limit - 1][0] if len(found) >= limit else None
+                hits = process.extract(key, keys, scorer=Levenshtein.distance, limit=limit, score_cutoff=cutoff)
+                found.extend((int(d), index[j]) for _, d, j in hits)
+            found.sort()
+            del found[limit:]
+        return found
 
 
 def read_word_file(path: str | Path) -> list[str]:

@@ -49,6 +49,20 @@ def test_lexicon_finds_the_nearest_pronunciation():
     assert any("France" in m.spellings for m in lexicon.nearest(garbled, 3) if m.distance == 1)
 
 
+
+def test_lexicon_search_by_length_equals_a_full_scan():
+    from rapidfuzz.distance import Levenshtein
+
+    words = [*WORDS, "a", "an", "and", "cattle", "category", "dogs", "doghouse", "frankly", "parasite", "the end"]
+    lexicon = Lexicon(words, Phonemizer(), build_projector("phoneme_ctc", 4, 8).inventory)
+    for text in ("cat", "dog house", "Paris", "capitals", "a"):
+        for heard in Phonemizer().words(text):
+            key = lexicon.key(heard)
+            full = sorted((Levenshtein.distance(key, k), i) for i, k in enumerate(lexicon.keys))
+            for limit in (1, 4, len(lexicon.keys) + 3):
+                found = [(m.distance, lexicon.keys.index(m.key)) for m in lexicon.nearest(heard, limit)]
+                assert found == full[:limit], (text, limit)
+
 def test_targets_are_phonemes_with_word_boundaries(model):
     projector = model.branches["audio"].projector
     labels = projector.labels("the cat")
