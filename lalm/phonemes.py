@@ -130,21 +130,33 @@ class Lexicon:
     and rapidfuzz finds the nearest ones among ~100k in a few milliseconds.
 
     `joinable` words are paired: where espeak-ng pronounces a pair as one word ("of the" -> ʌvðə), the
-    pair is an entry of its own, so a decoder that hears one word can still spell two.
+    pair is an entry of its own, so a decoder that hears one word can still spell two. Where it keeps
+    the pair apart, each word's pronunciation there is an entry of that word: function words have
+    weak forms in running speech that they never have alone ("a" is eɪ alone, ɐ in "a very").
     """
 
     def __init__(self, words: list[str], phonemizer: Phonemizer, inventory: list[str], joinable: list[str] = ()):
         self.inventory = inventory
         self._char = {p: chr(0x4E00 + i) for i, p in enumerate(inventory)}
         spellings: dict[str, list[str]] = {}
-        pairs = [f"{a} {b}" for a in joinable for b in joinable]
-        for word in [*words, *pairs]:
+
+        def add(word: str, phones: list[str]) -> None:
+            key = self.key(phones)
+            if key and word not in spellings.setdefault(key, []):
+                spellings[key].append(word)
+
+        for word in words:
             pron = phonemizer.words(word)
-            if len(pron) != 1:  # espeak spelled it out or kept a pair apart: not one spoken word
-                continue
-            key = self.key(pron[0])
-            if key:
-                spellings.setdefault(key, []).append(word)
+            if len(pron) == 1:  # more than one: espeak spelled it out, not one spoken word
+                add(word, pron[0])
+        for a in joinable:
+            for b in joinable:
+                pron = phonemizer.words(f"{a} {b}")
+                if len(pron) == 1:
+                    add(f"{a} {b}", pron[0])
+                elif len(pron) == 2:
+                    add(a, pron[0])
+                    add(b, pron[1])
         self.keys = list(spellings)
         self.spellings = [spellings[k] for k in self.keys]
         self._index = {k: i for i, k in enumerate(self.keys)}
