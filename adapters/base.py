@@ -58,6 +58,11 @@ def ctc_collapse(path: list[int]) -> list[int]:
     return [t for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
 
 
+def label_starts(path: list[int]) -> list[int]:
+    """The frame at which each of `ctc_collapse(path)`'s labels begins."""
+    return [i for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
+
+
 def group_frames(features: torch.Tensor, lengths: torch.Tensor, k: int) -> torch.Tensor:
     """features [B, T, D] -> [B, ceil(T/k), k, D], with padded frames and the tail zeroed.
 

@@ -63,6 +63,7 @@ def test_lexicon_search_by_length_equals_a_full_scan():
                 found = [(m.distance, lexicon.keys.index(m.key)) for m in lexicon.nearest(heard, limit)]
                 assert found == full[:limit], (text, limit)
 
+
 def test_targets_are_phonemes_with_word_boundaries(model):
     projector = model.branches["audio"].projector
     labels = projector.labels("the cat")
@@ -112,6 +113,8 @@ def test_options_are_checked():
         build_projector("phoneme_ctc", 4, 8, voice="xx")
     with pytest.raises(ValueError, match="lm_weight"):
         build_projector("phoneme_ctc", 4, 8, lm_weight=-1)
+    with pytest.raises(ValueError, match="split_cost"):
+        build_projector("phoneme_ctc", 4, 8, split_cost=-1)
     with pytest.raises(ValueError, match="acoustic must be 'ctc' or 'edits'"):
         build_projector("phoneme_ctc", 4, 8, acoustic="viterbi")
 
@@ -180,3 +183,18 @@ def test_ctc_costs_read_what_the_frames_almost_said(model):
     projector.acoustic = "edits"
     edits = {spelling: cost for spellings, cost in projector._candidates(cat, frames) for spelling in spellings}
     assert edits["cat"] == 0 and edits["cats"] == projector.distance_cost
+
+
+def test_a_missed_word_boundary_is_split_into_two_words(model):
+    """Frames that say "cat" then "dog" with no boundary between: one heard word, two lexicon words."""
+    projector = model.branches["audio"].projector
+    labels = [x for x in projector.labels("cat dog") if x != projector.boundary]
+    probs = torch.full((2 * len(labels), projector.boundary + 1), 1e-6)
+    for i, label in enumerate(labels):
+        probs[2 * i, label], probs[2 * i + 1, 0] = 0.95, 0.95
+    frames = (probs / probs.sum(-1, keepdim=True)).log()
+    projector.split_cost = 4.0
+    best, cost = projector._candidates(labels, frames)[0]
+    assert "cat dog" in best and 4.0 < cost < 5.0  # the halves cost little; the split costs split_cost
+    projector.split_cost = None
+    assert not any(" " in s for spellings, _ in projector._candidates(labels, frames) for s in spellings)
