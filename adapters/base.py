@@ -53,14 +53,14 @@ def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(~mask, 0)
 
 
+def label_starts(path: list[int]) -> list[int]:
+    """The frames of a CTC best path at which its labels begin (a non-blank that does not repeat the last)."""
+    return [i for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
+
+
 def ctc_collapse(path: list[int]) -> list[int]:
     """A CTC best path's labels: repeats merged, then blanks (label 0) dropped."""
-    return [t for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
-
-
-def label_starts(path: list[int]) -> list[int]:
-    """The frame at which each of `ctc_collapse(path)`'s labels begins."""
-    return [i for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
+    return [path[i] for i in label_starts(path)]
 
 
 def group_frames(features: torch.Tensor, lengths: torch.Tensor, k: int) -> torch.Tensor:

@@ -258,9 +258,10 @@ class PhonemeCTCProjector(Projector):
         With split_cost set, the word may also be two words whose boundary the head missed ("mɛnɪdɪz":
         "many days"): at each phoneme, the two halves are looked up and costed on their own frames."""
         costed = self._costed(labels, frames, self.lm_candidates)
-        if self.split_cost is not None and len(labels) >= 2 and costed:
-            starts = label_starts(frames.argmax(-1).tolist())
-            for j in range(1, len(labels) if len(starts) == len(labels) else 0):
+        # a split cuts the frames where a phoneme begins: only where `labels` are these frames' best path
+        starts = label_starts(frames.argmax(-1).tolist()) if self.split_cost is not None and costed else []
+        if len(labels) >= 2 and len(starts) == len(labels):
+            for j in range(1, len(labels)):
                 left = self._costed(labels[:j], frames[: starts[j]], 2)
                 right = self._costed(labels[j:], frames[starts[j]:], 2)
                 costed += [([f"{a} {b}" for a in ls[:2] for b in rs[:2]], lc + rc + self.split_cost)

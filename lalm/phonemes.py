@@ -159,7 +159,6 @@ class Lexicon:
                     add(b, pron[1])
         self.keys = list(spellings)
         self.spellings = [spellings[k] for k in self.keys]
-        self._index = {k: i for i, k in enumerate(self.keys)}
         # keys by length: an edit distance is at least the length difference, so a search reads the
         # lengths nearest the query's first and stops once no longer key can beat what it has
         self._by_length: dict[int, tuple[list[str], list[int]]] = {}
