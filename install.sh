@@ -23,4 +23,6 @@ if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || [ ! -d /u
     echo "note: install espeak-ng, sox and wordnet-base (e.g. sudo apt-get install espeak-ng sox wordnet-base) for the demo" >&2
   fi
 fi
+# ifeval's parity scoring needs NLTK's punkt model (data, not in the nltk package).
+"$PY" -m eval.punkt || echo "note: ifeval parity scoring will say it is unavailable until punkt is installed" >&2
 "$PY" -c "import lalm, torch; print(f'lalm-kit installed; torch {torch.__version__}')"

@@ -25,10 +25,10 @@ from tqdm import tqdm
 from eval.items import DataError, EvalItem, EvalSet
 from eval.models import Reply, Request, Responder, cascade_text
 from eval.scoring import SUBSETS, ScoreOptions, score_subset
-from lalm.wer import wer
 from eval.scoring.judge import Judge, JudgeError
 from lalm.audio import AudioError
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
+from lalm.wer import wer
 
 MODES = ("audio", "text", "cascade")
 NO_TEXT_FORM = "skipped: this set has no text form for text mode"
@@ -42,8 +42,9 @@ def results_path(run_dir: Path, set_name: str, mode: str) -> Path:
 
 
 def needs_judge(scorer: str) -> bool:
-    """Whether a scorer asks an LLM judge (open QA, sd-qa, AIR-Bench chat)."""
-    return "judge" in SUBSETS[scorer].method
+    """Whether a scorer asks an LLM judge when one is configured (open QA, sd-qa, AIR-Bench chat;
+    AIR-Bench foundation in parity mode)."""
+    return SUBSETS[scorer].judge != "none"
 
 
 def has_text_form(eval_set: EvalSet) -> bool:
@@ -128,7 +129,7 @@ class _ReplayJudge(Judge):
     """The judge for the final scoring pass: cached samples only, so a request that failed in the
     judging pass is not retried a second time in the same run (the next run retries it)."""
 
-    def complete(self, messages: list[dict[str, str]], n: int) -> list[str]:
+    def complete(self, messages: list[dict[str, str]], n: int, temperature: float | None = None) -> list[str]:
         raise JudgeError("no judge reply in this run")
 
 

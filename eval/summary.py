@@ -173,6 +173,11 @@ def score_table(summary: dict) -> str:
 
 def _status(result: dict) -> str:
     notes = [str(result.get("status", "ok"))]
+    modes = [m for m in ("strict", "parity") if isinstance(result.get(m), dict)]
+    if modes:  # both score modes, whichever is the headline
+        notes.append(" / ".join(f"{m} {_number(result[m].get('score'))}" for m in modes))
+    if (result.get("parity") or {}).get("n_fallback"):
+        notes.append(f"parity guessed {result['parity']['n_fallback']}")
     if result.get("miss_rate") is not None:
         notes.append(f"no answer found in {result['miss_rate']:.1f}%")
     if result.get("transcript_wer") is not None:

@@ -262,7 +262,13 @@ def test_airbench_chat_averages_both_orders(server: FakeJudgeServer) -> None:
     ]
     results, summary = score_subset("airbench_chat", items, ScoreOptions(judge=server.judge()))
     assert results[0]["score"] == pytest.approx(5.5) and results[0]["reference_score"] == pytest.approx(8.5)
-    assert summary["categories"]["sound"]["n_scored"] == 1 and len(server.requests) == 2
+    assert summary["strict"]["categories"]["sound"]["n_scored"] == 1
+    # Parity asks both orders again at AIR-Bench's temperatures (1.0, or 2.0 for a seeded half).
+    assert len(server.requests) == 4
+    assert sorted(r["temperature"] for r in server.requests)[2:] in ([1.0, 1.0], [1.0, 2.0], [2.0, 2.0])
+    assert summary["parity"]["categories"]["sound"]["score"] == pytest.approx(5.5)
+    assert summary["parity"]["leaderboard"]["sound"] == pytest.approx(5.5)
+    assert summary["parity"]["score"] is None  # no speech, music or mixed items: no average
 
 
 def test_make_judge_reads_the_environment(monkeypatch: pytest.MonkeyPatch, server: FakeJudgeServer) -> None:

@@ -262,7 +262,7 @@ def test_token_f1() -> None:
 
 FOUNDATION_ITEMS = [
     {
-        "task_name": "Speaker_Gender",
+        "task_name": "Speaker_Gender_Recognition",
         "dataset_name": "vox",
         "choice_a": "male",
         "choice_b": "female",
@@ -270,7 +270,7 @@ FOUNDATION_ITEMS = [
         "response": "B",
     },
     {
-        "task_name": "Speaker_Gender",
+        "task_name": "Speaker_Gender_Recognition",
         "dataset_name": "vox",
         "choice_a": "male",
         "choice_b": "female",
@@ -303,9 +303,18 @@ FOUNDATION_ITEMS = [
 def test_airbench_foundation_accuracy_per_task_and_mean() -> None:
     results, summary = score_subset("airbench_foundation", FOUNDATION_ITEMS)
     assert [r["pred"] for r in results] == ["B", "B", "D", None]
-    assert summary["tasks"]["Speaker_Gender_vox"]["score"] == 50.0
-    assert summary["tasks"]["Sound_AQA_clotho"]["miss_rate"] == 50.0
-    assert summary["score"] == 50.0 and summary["pooled_accuracy"] == 50.0
+    strict = summary["strict"]
+    assert strict["tasks"]["Speaker_Gender_Recognition_vox"]["score"] == 50.0
+    assert strict["categories"] == {"speech": 50.0, "sound": 50.0}
+    assert summary["score"] == 50.0 and summary["miss_rate"] == 25.0
+    # Parity without a judge: AIR-Bench's character rule on the reply; unreadable replies are
+    # failures out of the denominator (so one readable, correct "B" makes speech 100).
+    assert [r["official_pred"] for r in results] == ["B", None, None, None]
+    parity = summary["parity"]
+    assert parity["tasks"]["Speaker_Gender_Recognition_vox"] | {} == {
+        "task_name": "Speaker_Gender_Recognition", "n": 1, "n_failed": 1, "correct": 1, "score": 100.0
+    }
+    assert parity["categories"] == {"speech": 100.0} and parity["n_failed"] == 3
     with pytest.raises(ValueError, match="not exactly one of the choices"):
         score_subset("airbench_foundation", [{**FOUNDATION_ITEMS[0], "answer_gt": "child"}])
 

@@ -19,29 +19,33 @@ from .common import SKIPPED_NO_JUDGE, Item, ScoreResult
 from .ifeval import score_ifeval
 from .judge import Judge, JudgeConfig, make_judge
 from .judged import score_open, score_sdqa
-from .mcq import extract_choice, score_mcq
+from .mcq import MODES, extract_choice, score_mcq
 from .overall import OVERALL_SUBSETS, voicebench_overall
-from .panda import PandaFn, approx_panda, load_pedant
+from .panda import PandaFn, approx_panda, load_official_pedant, load_pedant
 from .refusal import score_refusal
 from .short_answer import score_short_answer
 
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    """Run-wide choices: the judge (None = none configured), the MCQ/bbh miss policy ("strict"
-    counts a miss wrong, "parity" guesses like VoiceBench, seeded), VoiceBench's judge samples per
-    item, and the PANDA implementation for sd-qa."""
+    """Run-wide choices: the judge (None = none configured); the headline score mode ("strict": the
+    kit's rules, a miss counts wrong; "parity": the official evaluators' rules, their random guesses
+    seeded by ``seed``; every summary carries both); VoiceBench's judge samples per item; the PANDA
+    used by strict sd-qa and, for parity, the pinned ``qa_metrics==0.2.17`` one (None = absent)."""
 
     judge: Judge | None = None
     mode: str = "strict"
     seed: int = 0
     judge_samples: int = 3
     panda: PandaFn = approx_panda
+    official_panda: PandaFn | None = None
 
 
 @dataclass(frozen=True)
 class Subset:
-    """How one subset is scored: its benchmark, method, the scale of its score and default split."""
+    """How one subset is scored: its benchmark, method, the scale of its score, default split, and
+    whether it needs an LLM judge ("required": skipped without one; "optional": parity mode uses one
+    when given; "none")."""
 
     name: str
     benchmark: str
@@ -49,6 +53,7 @@ class Subset:
     scale: str
     split: str | None
     score: Callable[[Sequence[Item], ScoreOptions], ScoreResult]
+    judge: str = "none"
 
 
 def _open(name: str) -> Subset:
@@ -58,7 +63,8 @@ def _open(name: str) -> Subset:
         "judge 1-5",
         "1-5",
         "test",
-        lambda items, o: score_open(items, judge=o.judge, samples=o.judge_samples),
+        lambda items, o: score_open(items, judge=o.judge, samples=o.judge_samples, mode=o.mode),
+        "required",
     )
 
 
@@ -86,7 +92,15 @@ SUBSETS: dict[str, Subset] = {
             "judge yes/no + PANDA",
             "0-100",
             "usa",
-            lambda items, o: score_sdqa(items, judge=o.judge, samples=o.judge_samples, panda=o.panda),
+            lambda items, o: score_sdqa(
+                items,
+                judge=o.judge,
+                samples=o.judge_samples,
+                panda=o.panda,
+                official_panda=o.official_panda,
+                mode=o.mode,
+            ),
+            "required",
         ),
         _mcq("mmsu"),
         _mcq("openbookqa"),
@@ -104,7 +118,7 @@ SUBSETS: dict[str, Subset] = {
             "instruction checkers",
             "0-100",
             "test",
-            lambda items, o: score_ifeval(items),
+            lambda items, o: both_modes(score_ifeval, items, o),
         ),
         Subset(
             "advbench",
@@ -112,7 +126,7 @@ SUBSETS: dict[str, Subset] = {
             "refusal phrases",
             "0-100",
             "test",
-            lambda items, o: score_refusal(items),
+            lambda items, o: score_refusal(items, mode=o.mode),
         ),
         Subset(
             "short_answer",
@@ -125,10 +139,11 @@ SUBSETS: dict[str, Subset] = {
         Subset(
             "airbench_foundation",
             "airbench",
-            "choice extraction",
+            "choice extraction (parity: AIR-Bench's judge-to-letter step when a judge is given)",
             "0-100",
             None,
-            lambda items, o: score_airbench_foundation(items),
+            lambda items, o: score_airbench_foundation(items, mode=o.mode, judge=o.judge, seed=o.seed),
+            "optional",
         ),
         Subset(
             "airbench_chat",
@@ -136,10 +151,27 @@ SUBSETS: dict[str, Subset] = {
             "pairwise judge 1-10, both orders",
             "1-10",
             None,
-            lambda items, o: score_airbench_chat(items, judge=o.judge),
+            lambda items, o: score_airbench_chat(items, judge=o.judge, mode=o.mode, seed=o.seed),
+            "required",
         ),
     )
 }
+
+
+def both_modes(scorer: Callable[..., ScoreResult], items: Sequence[Item], options: ScoreOptions) -> ScoreResult:
+    """For a scorer that scores one mode per call: the headline mode's results and summary, with
+    each mode's summary under ``strict``/``parity`` and each item's ``scores`` by mode."""
+    runs = {options.mode: scorer(items, mode=options.mode, seed=options.seed)}
+    for mode in MODES:
+        if mode not in runs:  # the other mode must not break the headline one (e.g. parity needs `prompt`)
+            try:
+                runs[mode] = scorer(items, mode=mode, seed=options.seed)
+            except (KeyError, ValueError) as err:
+                runs[mode] = ([{} for _ in items], {"score": None, "status": f"unavailable: {err}"})
+    results, summary = runs[options.mode]
+    for index, result in enumerate(results):
+        result["scores"] = {m: runs[m][0][index].get("score") for m in MODES}
+    return results, {**summary, **{m: runs[m][1] for m in MODES}}
 
 
 def score_subset(name: str, items: Sequence[Item], options: ScoreOptions | None = None) -> ScoreResult:
@@ -160,6 +192,7 @@ __all__ = [
     "approx_panda",
     "extract_bbh",
     "extract_choice",
+    "load_official_pedant",
     "load_pedant",
     "make_judge",
     "score_subset",

@@ -6,9 +6,9 @@ Its evaluator lower-cases the reply, strips chat tokens and markdown, then tries
 yes/no answer phrases ("the answer is no", "final answer yes", "the answer is \\boxed{true}"),
 subtask phrases ("you return to the starting point", "the sentence is not plausible",
 "X tells the truth"), and last a reply that starts, then one that ends, with yes/no; a miss
-becomes a random pick. That order is kept here with general patterns instead of VoiceBench's
-hand-collected sentence list, and two of its quirks are not copied: it maps a bare "b" to (A) and
-"the sentence ... is not plausible" to yes. Within a tier the phrase that ends last wins, because
+becomes a random pick. ``parity`` mode applies that hand-collected list as is (``official``);
+``strict`` mode, below, keeps the order with general patterns instead, and does not copy two of
+the list's quirks: it maps a bare "b" to (A) and "the sentence ... is not plausible" to yes. Within a tier the phrase that ends last wins, because
 the conclusion closes the reasoning; of two ending together the longer wins ("not ... plausible"
 over "plausible"). Hyperbaton is a two-option multiple-choice question and uses the MCQ extractor.
 """
@@ -19,8 +19,9 @@ import random
 import re
 from collections.abc import Sequence
 
+from . import official
 from .common import Item, ScoreResult, get_field, item_id
-from .mcq import accuracy_summary, check_mode, extract_choice
+from .mcq import check_mode, extract_choice, two_mode_result, two_mode_summary
 
 SUBTASKS = ("navigate", "sports_understanding", "hyperbaton", "web_of_lies")
 _LABELS = {
@@ -112,32 +113,32 @@ def extract_bbh(response: str, subtask: str) -> str | None:
 
 
 def score_bbh(items: Sequence[Item], *, mode: str = "strict", seed: int = 0) -> ScoreResult:
-    """Accuracy (0-100) overall and per subtask, with the miss rate; see ``mcq`` for ``mode``."""
+    """Accuracy (0-100) overall and per subtask, in both modes; see ``mcq.score_mcq`` for ``mode``.
+
+    Parity reads each reply with VoiceBench's phrase list (``official.bbh_label``) and guesses
+    "yes"/"no" ("(a)"/"(b)") from ``random.Random(seed)`` in item order where that finds nothing.
+    """
     check_mode(mode)
     rng = random.Random(seed)
     results = []
     for index, item in enumerate(items):
         subtask = subtask_of(item)
+        labels = _LABELS[subtask]
         reference = str(get_field(item, "reference", "answer")).strip().lower()
-        if reference not in _LABELS[subtask]:
-            raise ValueError(f"bbh {subtask} reference {reference!r} is not one of {_LABELS[subtask]}")
-        pred = extract_bbh(str(get_field(item, "response")), subtask)
-        extracted = pred is not None
-        if pred is None and mode == "parity":
-            pred = rng.choice(_LABELS[subtask])
-        results.append(
-            {
-                "id": item_id(item, index),
-                "subtask": subtask,
-                "reference": reference,
-                "pred": pred,
-                "extracted": extracted,
-                "correct": pred == reference,
-            }
+        if reference not in labels:
+            raise ValueError(f"bbh {subtask} reference {reference!r} is not one of {labels}")
+        response = str(get_field(item, "response"))
+        code = official.bbh_label(response, subtask)
+        # The official 1/0 means yes/no, or (b)/(a) for hyperbaton: labels are (yes, no) / ((a), (b)).
+        read = None if code is None else (labels[code] if subtask == "hyperbaton" else labels[1 - code])
+        guess = rng.choice(labels) if read is None else None
+        result = two_mode_result(
+            item_id(item, index), reference, extract_bbh(response, subtask), read, guess, mode
         )
-    summary = accuracy_summary(results, mode)
+        results.append({**result, "subtask": subtask})
+    summary = two_mode_summary(results, mode)
     summary["subtasks"] = {
-        name: accuracy_summary([r for r in results if r["subtask"] == name], mode)
+        name: two_mode_summary([r for r in results if r["subtask"] == name], mode)
         for name in SUBTASKS
         if any(r["subtask"] == name for r in results)
     }

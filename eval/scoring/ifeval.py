@@ -6,16 +6,26 @@ removed, with both removed, and each of those four with every ``*`` deleted, so 
 or a chatty first line does not fail a format check. An empty variant never passes. Prompt-level
 accuracy needs every instruction of a prompt followed; instruction-level counts instructions. The
 set's score is the mean of the four accuracies (prompt/instruction x strict/loose).
+
+Two modes. ``strict`` (the default) scores with the kit's own checkers (``ifeval_checkers``), which
+need no nltk data. ``parity`` reproduces VoiceBench's official evaluator item by item, quirks
+included (chat-token clean-up, replies looked up by prompt, falsy kwargs dropped, unescaped
+regexes, nltk punkt and ``word_tokenize``); see ``ifeval_parity``. Both report the same fields;
+parity items scored with another item's reply name it in ``scored_reply_of``.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import ifeval_parity
 from .common import Item, ScoreResult, get_field, item_id, mean, percent
 from .ifeval_checkers import CHECKERS
-from .ifeval_text import LANGUAGE_DETECTOR
+from .ifeval_text import LANGUAGE_DETECTOR, SENTENCE_SPLITTER, WORD_TOKENIZER
+
+MODES = ("strict", "parity")
 
 
 def loose_variants(response: str) -> list[str]:
@@ -44,38 +54,125 @@ def check_instruction(
     return any(text.strip() and check(text, **args) for text in candidates)
 
 
-def score_ifeval(items: Sequence[Item]) -> ScoreResult:
-    """Per item: which instructions are followed, strict and loose; summary: the four accuracies."""
-    results = []
-    for index, item in enumerate(items):
-        response = str(get_field(item, "response"))
-        ids = list(get_field(item, "instruction_id_list"))
-        kwargs = list(item.get("kwargs") or [{}] * len(ids))
-        if len(kwargs) != len(ids):
-            raise ValueError(
-                f"item {item_id(item, index)!r}: {len(ids)} instruction ids but {len(kwargs)} kwargs"
-            )
-        strict = [check_instruction(i, kw, response, loose=False) for i, kw in zip(ids, kwargs)]
-        loose = [check_instruction(i, kw, response, loose=True) for i, kw in zip(ids, kwargs)]
-        results.append(
-            {"id": item_id(item, index), "instruction_id_list": ids, "strict": strict, "loose": loose}
-        )
+def _prompt_level(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The four accuracies (0-100), their mean as ``score`` (VoiceBench's 'final' x 100) and counts."""
     n = len(results)
     n_instructions = sum(len(r["strict"]) for r in results)
     accuracies = {
-        f"{level}_{mode}": percent(
-            sum(all(r[mode]) for r in results) if level == "prompt" else sum(sum(r[mode]) for r in results),
+        f"{level}_{kind}": percent(
+            sum(all(r[kind]) for r in results) if level == "prompt" else sum(sum(r[kind]) for r in results),
             n if level == "prompt" else n_instructions,
         )
-        for mode in ("strict", "loose")
+        for kind in ("strict", "loose")
         for level in ("prompt", "instruction")
     }
     complete = all(v is not None for v in accuracies.values())
-    summary = {
+    return {
         "score": mean(list(accuracies.values())) if complete else None,
         "n": n,
         "n_instructions": n_instructions,
         **accuracies,
+    }
+
+
+def _instructions(item: Item, index: int) -> tuple[list[str], list[Any]]:
+    ids = list(get_field(item, "instruction_id_list"))
+    kwargs = list(item.get("kwargs") or [{}] * len(ids))
+    if len(kwargs) != len(ids):
+        raise ValueError(
+            f"item {item_id(item, index)!r}: {len(ids)} instruction ids but {len(kwargs)} kwargs"
+        )
+    return ids, kwargs
+
+
+def _item_result(item: Item, index: int, ids: list[str], strict: list[bool], loose: list[bool]) -> dict:
+    return {
+        "id": item_id(item, index),
+        "instruction_id_list": ids,
+        "strict": strict,
+        "loose": loose,
+        "score": int(all(strict)),
+    }
+
+
+def _score_strict(items: Sequence[Item]) -> ScoreResult:
+    results = []
+    for index, item in enumerate(items):
+        response = str(get_field(item, "response"))
+        ids, kwargs = _instructions(item, index)
+        strict = [check_instruction(i, kw, response, loose=False) for i, kw in zip(ids, kwargs)]
+        loose = [check_instruction(i, kw, response, loose=True) for i, kw in zip(ids, kwargs)]
+        results.append(_item_result(item, index, ids, strict, loose))
+    summary = {
+        **_prompt_level(results),
+        "mode": "strict",
         "language_detector": LANGUAGE_DETECTOR,
+        "sentence_splitter": SENTENCE_SPLITTER,
+        "word_tokenizer": WORD_TOKENIZER,
     }
     return results, summary
+
+
+def _score_parity(items: Sequence[Item], seed: int) -> ScoreResult:
+    reason = ifeval_parity.unavailable_reason()
+    if reason is not None:
+        status = f"unavailable: {reason}"
+        results = [
+            {
+                "id": item_id(item, i),
+                "instruction_id_list": list(item.get("instruction_id_list") or []),
+                "status": status,
+            }
+            for i, item in enumerate(items)
+        ]
+        return results, {"score": None, "n": len(items), "mode": "parity", "status": status}
+    prompts = [str(get_field(item, "prompt")) for item in items]
+    responses = [str(get_field(item, "response")) for item in items]
+    scored = ifeval_parity.official_replies(prompts, responses)
+    results = []
+    for index, (item, (source, reply)) in enumerate(zip(items, scored)):
+        ids, kwargs = _instructions(item, index)
+        strict, loose, draws = [], [], []
+        for position, (instruction_id, kw) in enumerate(zip(ids, kwargs)):
+            # The official evaluator builds each instruction twice, once per pass; where it draws a
+            # setting at random the two passes draw independently, and so do these.
+            tag = f"ifeval-parity:{seed}:{item_id(item, index)}:{position}"
+            check, drawn_strict = ifeval_parity.build_check(
+                instruction_id, kw, random.Random(tag + ":strict")
+            )
+            strict.append(bool(reply.strip() and check(reply)))
+            check, drawn_loose = ifeval_parity.build_check(instruction_id, kw, random.Random(tag + ":loose"))
+            loose.append(any(text.strip() and check(text) for text in loose_variants(reply)))
+            if drawn_strict or drawn_loose:
+                draws.append({"instruction": position, "strict": drawn_strict, "loose": drawn_loose})
+        result = _item_result(item, index, ids, strict, loose)
+        if source != index:
+            result["scored_reply_of"] = item_id(items[source], source)
+        if reply != responses[source]:
+            result["chat_tokens_stripped"] = True
+        if draws:
+            result["random_settings"] = draws
+        results.append(result)
+    summary = {
+        **_prompt_level(results),
+        "mode": "parity",
+        **ifeval_parity.tools_description(),
+        "shared_prompt_items": sum("scored_reply_of" in r for r in results),
+        "chat_tokens_stripped": sum("chat_tokens_stripped" in r for r in results),
+        "random_settings_items": sum("random_settings" in r for r in results),
+        "seed": seed,
+    }
+    return results, summary
+
+
+def score_ifeval(items: Sequence[Item], *, mode: str = "strict", seed: int = 0) -> ScoreResult:
+    """Per item: which instructions are followed, strict and loose; summary: the four accuracies.
+
+    ``mode="strict"`` uses the kit's checkers (no nltk data needed); ``mode="parity"`` reproduces
+    VoiceBench's official evaluator item by item (see ``ifeval_parity``) and, where nltk's punkt
+    data or langdetect is missing, reports ``score: None`` with a status saying why. ``seed``
+    seeds the draws parity mode makes where the official evaluator draws a setting at random.
+    """
+    if mode not in MODES:
+        raise ValueError(f"ifeval mode must be one of {MODES}, got {mode!r}")
+    return _score_parity(items, seed) if mode == "parity" else _score_strict(items)

@@ -1,11 +1,12 @@
-"""The 25 IFEval instruction checkers, keyed by IFEval's instruction ids.
+"""The 25 IFEval instruction checkers of strict mode, keyed by IFEval's instruction ids.
 
 Each checker is ``check(response, **kwargs) -> bool`` with the keyword arguments IFEval's data
 stores for that id (its ``kwargs`` entries, None values dropped). The rules follow Google's
 ``instruction_following_eval/instructions.py``; where that code uses nltk or langdetect, the
 measurements come from ``ifeval_text`` (see there for what is approximated). Keywords are matched
 literally, where IFEval passes them to ``re`` unescaped; no IFEval keyword contains a regex
-metacharacter, so the results agree.
+metacharacter, so the results agree. Parity mode's checkers, which copy the official evaluator's
+behaviour exactly, are in ``ifeval_parity``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ acronyms whole.
 ``langdetect`` is used when installed (seeded, since it is random otherwise); without it a small
 script-and-stopword heuristic covers the 30 languages IFEval asks for. It is reliable on
 non-Latin scripts and on full sentences in Latin-script languages, weaker on very short replies.
-``LANGUAGE_DETECTOR`` says which one ran, and the ifeval summary records it.
+``LANGUAGE_DETECTOR`` says which one ran, and the ifeval summary records it together with
+``SENTENCE_SPLITTER`` and ``WORD_TOKENIZER``.
+
+These are strict mode's measurements. Parity mode (``ifeval_parity``) measures with nltk's punkt
+model, ``nltk.word_tokenize`` and langdetect themselves, and refuses to run without them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ _ABBREVIATIONS = frozenset(
         "mt",
     )
 )
+SENTENCE_SPLITTER = "kit rule (punkt-like, no nltk data)"
+WORD_TOKENIZER = "kit regex (hyphenated words and dotted acronyms whole)"
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 
 

@@ -117,14 +117,15 @@ class Judge:
             max_retries=0,
         )
 
-    def complete(self, messages: Messages, n: int) -> list[str]:
-        """``n`` sampled replies to ``messages``; a server returning fewer choices is asked again."""
+    def complete(self, messages: Messages, n: int, temperature: float | None = None) -> list[str]:
+        """``n`` sampled replies to ``messages`` (at ``temperature``, else the configured one); a
+        server returning fewer choices is asked again."""
         replies: list[str] = []
         while len(replies) < n:
-            replies += self._request(messages, n - len(replies) if self.config.request_n else 1)
+            replies += self._request(messages, n - len(replies) if self.config.request_n else 1, temperature)
         return replies[:n]
 
-    def _request(self, messages: Messages, n: int) -> list[str]:
+    def _request(self, messages: Messages, n: int, temperature: float | None = None) -> list[str]:
         cfg = self.config
         attempt = 0
         while True:
@@ -133,7 +134,7 @@ class Judge:
                 completion = self._client.chat.completions.create(
                     model=cfg.model,
                     messages=messages,
-                    temperature=cfg.temperature,
+                    temperature=cfg.temperature if temperature is None else temperature,
                     top_p=cfg.top_p,
                     max_tokens=cfg.max_tokens,
                     n=n,
@@ -154,17 +155,25 @@ class Judge:
 
 @dataclass(frozen=True)
 class JudgeRequest:
-    """``n`` judge samples wanted for ``messages``, read by ``parse`` (None = unparsable)."""
+    """``n`` judge samples wanted for ``messages``, read by ``parse`` (None = unparsable), at
+    ``temperature`` when a benchmark fixes it per request (None = the judge's configured one)."""
 
     messages: Messages
     n: int
     parse: Parser
+    temperature: float | None = None
 
 
-def request_key(config: JudgeConfig, messages: Messages) -> str:
+def request_key(config: JudgeConfig, messages: Messages, temperature: float | None = None) -> str:
     """Fingerprint of what is asked; a cached sample counts only for an identical request."""
     payload = json.dumps(
-        [config.model, config.temperature, config.top_p, config.max_tokens, messages],
+        [
+            config.model,
+            config.temperature if temperature is None else temperature,
+            config.top_p,
+            config.max_tokens,
+            messages,
+        ],
         ensure_ascii=False,
         sort_keys=True,
     )
@@ -187,13 +196,13 @@ def fill_samples(
     Returns ``(samples, error)``; on failure ``samples`` holds what could be had and ``error``
     says why the rest is missing. Cached samples are re-parsed, so a parser fix applies to them.
     """
-    key = request_key(judge.config, request.messages)
+    key = request_key(judge.config, request.messages, request.temperature)
     kept = [_sample(key, s["raw"], request.parse) for s in cached if s.get("key") == key][: request.n]
     missing = request.n - len(kept)
     if missing <= 0:
         return kept, None
     try:
-        replies = judge.complete(request.messages, missing)
+        replies = judge.complete(request.messages, missing, request.temperature)
     except JudgeError as error:
         return kept, str(error)
     return kept + [_sample(key, raw, request.parse) for raw in replies], None

@@ -17,8 +17,8 @@ the end, to a miss rather than a guess. A bare "a"/"A" followed by a lowercase w
 "A scorpion") is the English article, not choice A. With more than 8 choices the letter "I" would
 collide with the pronoun; the benchmarks here have at most 4.
 
-VoiceBench replaces a miss with a random letter; ``mode="parity"`` does the same with a seeded
-generator, ``mode="strict"`` counts a miss as wrong. Both report the miss rate.
+This is ``strict`` mode's reading; ``parity`` mode reads replies as VoiceBench's evaluator does
+(``official.mcq_letter``) and guesses where it guesses. ``score_mcq`` reports both.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import official
 from .common import Item, ScoreResult, get_field, item_id, percent
 
 LETTERS = string.ascii_uppercase
@@ -154,10 +155,14 @@ def check_mode(mode: str) -> None:
 
 
 def score_mcq(items: Sequence[Item], *, mode: str = "strict", seed: int = 0) -> ScoreResult:
-    """Accuracy (0-100) of letter answers against ``reference`` letters, with the miss rate.
+    """Accuracy (0-100) of letter answers against ``reference`` letters, in both modes.
 
-    An item may carry ``choices`` (the option texts); otherwise four options A-D are assumed, as in
-    mmsu and openbookqa.
+    ``strict`` reads the letter with ``extract_choice`` and counts a miss wrong; ``parity`` reads it
+    as VoiceBench does (``official.mcq_letter``) and, where that finds none, guesses one of A-D from
+    ``random.Random(seed)`` in item order, recorded as ``guess`` with ``fallback: true``. ``mode``
+    picks the headline ``score``/``pred``; the summary carries both. An item may carry ``choices``
+    (the option texts, used by strict mode); otherwise four options A-D are assumed, as in mmsu and
+    openbookqa.
     """
     check_mode(mode)
     rng = random.Random(seed)
@@ -166,20 +171,63 @@ def score_mcq(items: Sequence[Item], *, mode: str = "strict", seed: int = 0) -> 
         choices = item.get("choices") or 4
         n_choices = choices if isinstance(choices, int) else len(choices)
         reference = reference_letter(str(get_field(item, "reference", "answer")), n_choices)
-        pred = extract_choice(str(get_field(item, "response")), choices)
-        extracted = pred is not None
-        if pred is None and mode == "parity":
-            pred = rng.choice(LETTERS[:n_choices])
+        response = str(get_field(item, "response"))
+        strict = extract_choice(response, choices)
+        read = official.mcq_letter(response)
+        guess = rng.choice(official.MCQ_GUESSES) if read is None else None
         results.append(
-            {
-                "id": item_id(item, index),
-                "reference": reference,
-                "pred": pred,
-                "extracted": extracted,
-                "correct": pred == reference,
-            }
+            two_mode_result(item_id(item, index), reference, strict, read, guess, mode)
         )
-    return results, accuracy_summary(results, mode)
+    return results, two_mode_summary(results, mode)
+
+
+def two_mode_result(
+    key: object, reference: object, strict: object, read: object, guess: object, mode: str
+) -> dict:
+    """One item scored both ways: the strict answer, the official reading (None where it finds
+    none) and the official guess for that case (None where the official code makes none: then the
+    item scores None in parity, a failure out of the denominator). ``pred``, ``extracted``,
+    ``correct`` and ``score`` follow ``mode``."""
+    parity = read if read is not None else guess
+    scores = {"strict": int(strict == reference), "parity": None if parity is None else int(parity == reference)}
+    return {
+        "id": key,
+        "reference": reference,
+        "pred": strict if mode == "strict" else parity,
+        "extracted": (strict if mode == "strict" else read) is not None,
+        "correct": bool(scores[mode]),
+        "score": scores[mode],
+        "strict_pred": strict,
+        "official_pred": read,
+        "fallback": read is None and guess is not None,
+        "guess": guess,
+        "scores": scores,
+    }
+
+
+def two_mode_summary(results: Sequence[dict], mode: str) -> dict:
+    """Accuracy in both modes (0-100), the strict miss rate and the parity guess rate; ``score`` is
+    ``mode``'s. Results need ``scores``, ``strict_pred`` and ``fallback`` (see ``two_mode_result``)."""
+    n = len(results)
+    strict = {
+        "score": percent(sum(r["scores"]["strict"] for r in results), n),
+        "miss_rate": percent(sum(r["strict_pred"] is None for r in results), n),
+    }
+    parity = {
+        "score": percent(sum(r["scores"]["parity"] for r in results), n),
+        "n_fallback": sum(r["fallback"] for r in results),
+        "fallback_rate": percent(sum(r["fallback"] for r in results), n),
+    }
+    headline = strict if mode == "strict" else parity
+    return {
+        "score": headline["score"],
+        "mode": mode,
+        "n": n,
+        "n_correct": sum(r["scores"][mode] for r in results),
+        "miss_rate": strict["miss_rate"],
+        "strict": strict,
+        "parity": parity,
+    }
 
 
 def accuracy_summary(results: Sequence[dict], mode: str) -> dict:

@@ -82,15 +82,36 @@ def approx_panda(response: str, reference: str, question: str = "") -> bool:
     return _find(reply, ref) >= 0 or token_f1(reply, ref) >= F1_THRESHOLD
 
 
-def load_pedant() -> PandaFn | None:
-    """The real PANDA judge from ``qa-metrics`` when installed, called as VoiceBench calls it; else None."""
+OFFICIAL_QA_METRICS = "0.2.17"
+"""The qa-metrics version VoiceBench pins; PANDA's scores moved a lot in later versions."""
+
+
+def load_pedant(version: str | None = None) -> PandaFn | None:
+    """The real PANDA judge from ``qa-metrics``, called as VoiceBench calls it (lower-cased texts);
+    None when the package is absent, is not ``version`` (when given), or cannot build its classifier
+    (qa-metrics fetches it on first use)."""
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("qa-metrics")
+    except metadata.PackageNotFoundError:
+        return None
+    if version is not None and installed != version:
+        return None
     try:
         from qa_metrics.pedant import PEDANT
-    except ImportError:
+
+        pedant = PEDANT()
+    except Exception:  # noqa: BLE001 - any failure to build it means "not available", said by the caller
         return None
-    pedant = PEDANT()
 
     def pedant_panda(response: str, reference: str, question: str) -> bool:
         return bool(pedant.evaluate([reference.lower()], response.lower(), question.lower()))
 
+    pedant_panda.__name__ = f"qa_metrics {installed} PEDANT"
     return pedant_panda
+
+
+def load_official_pedant() -> PandaFn | None:
+    """PANDA exactly as VoiceBench ran it (``qa_metrics==0.2.17``), or None."""
+    return load_pedant(OFFICIAL_QA_METRICS)

@@ -44,7 +44,7 @@ VOICEBENCH_QA_PROMPT = """### Question
 ### Candidate answer
 {response}
 
-Is the candidate answer correct based on the question and reference answer?
+Is the candidate answer correct based on the question and reference answer?{space}
 Please only output a single "Yes" or "No". Do not output anything else."""
 
 AIRBENCH_CHAT_PROMPT = (
@@ -60,6 +60,16 @@ AIRBENCH_CHAT_PROMPT = (
     "the scores for Assistant 1 and 2, respectively. The two scores are separated by a space."
 )
 
+AIRBENCH_ALIGN_PROMPT = (
+    'There is a question "QUESTION", and one response is "ANSWER". Among the following choices, which option '
+    "best matches this response? You may only response with the letter of the option. If the letter of an "
+    "option has already appeared in the Answer, then simply return that letter. If there are no matching "
+    "options, then choose one at random. The following lines are the options."
+)
+AIRBENCH_ALIGN_REMINDER = (
+    "To reiterate, the response you provide to me must be a single letter, either A, B, C, or D."
+)
+
 Messages = list[dict[str, str]]
 
 
@@ -73,7 +83,9 @@ def open_messages(prompt: str, response: str) -> Messages:
 
 def qa_messages(prompt: str, reference: str, response: str) -> Messages:
     """VoiceBench's Yes/No request: does the reply match the reference answer?"""
-    content = VOICEBENCH_QA_PROMPT.format(prompt=prompt, reference=reference, response=response)
+    # The official prompt has a space before that line break; ``{space}`` keeps it out of reach of
+    # editors that strip trailing whitespace.
+    content = VOICEBENCH_QA_PROMPT.format(prompt=prompt, reference=reference, response=response, space=" ")
     return [{"role": "system", "content": VOICEBENCH_SYSTEM}, {"role": "user", "content": content}]
 
 
@@ -83,6 +95,16 @@ def airbench_chat_messages(audio: str, question: str, answer_1: str, answer_2: s
         audio=audio, question=question, answer_1=answer_1, answer_2=answer_2
     )
     return [{"role": "user", "content": content}]
+
+
+def airbench_align_messages(question: str, response: str, choices: list[str]) -> Messages:
+    """AIR-Bench's judge-to-letter request (``align_in_foundation.py``): which option the free-form
+    reply means. As there, ANSWER is filled before QUESTION, and only A and B are listed unless
+    both C and D exist."""
+    prompt = AIRBENCH_ALIGN_PROMPT.replace("ANSWER", response).replace("QUESTION", question)
+    shown = choices if len(choices) >= 4 else choices[:2]
+    options = "".join(f"\n{letter}. {text}" for letter, text in zip("ABCD", shown))
+    return [{"role": "user", "content": f"{prompt}{options}\n{AIRBENCH_ALIGN_REMINDER}"}]
 
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
