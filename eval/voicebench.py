@@ -14,6 +14,8 @@ text upper bound: the same frozen LLM given the transcript instead of the audio.
         --scorer openbookqa --out results/my-lalm
     # the speech-text gap table and plot of a finished run
     python eval/voicebench.py --report results/my-lalm
+    # score saved replies of any system (VoiceBench's own reply files too), both score modes
+    python eval/voicebench.py --score-file replies.jsonl --subset mmsu --score-mode parity --out scores/
 
 Open-ended sets need an LLM judge: --judge-model (or LALM_JUDGE_MODEL), --judge-base-url (or
 LALM_JUDGE_BASE_URL), and the key in LALM_JUDGE_API_KEY. Without one they are reported as skipped,
@@ -37,7 +39,7 @@ import yaml
 
 from eval.items import DataError, EvalSet
 from eval.models import GenerationSettings, Responder, resolve_device
-from eval.scoring import OVERALL_SUBSETS, SUBSETS
+from eval.scoring import OVERALL_SUBSETS, SUBSETS, ScoreOptions
 from eval.summary import RunMismatch
 
 ENDPOINT_KEY_ENV = "LALM_ENDPOINT_API_KEY"
@@ -132,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the audio/text/gap table of a run and write RUN_DIR/gap.png, then exit",
     )
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    o.add_argument(
+        "--score-file",
+        metavar="REPLIES_JSONL",
+        help="score replies generated elsewhere, then exit: JSONL rows with `response` and the "
+        "--subset's reference fields as the official data names them (VoiceBench's main.py and "
+        "api_judge.py files work as they are); writes OUT/<subset>.scores.jsonl and "
+        "OUT/<subset>.summary.json with both score modes",
+    )
 
     g = p.add_argument_group("generation (recorded; a run folder keeps one setting)")
     g.add_argument(
@@ -165,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--score-mode",
         default="strict",
         choices=("strict", "parity"),
-        help="multiple choice with no answer found: strict counts it wrong; parity guesses at random "
-        "(seeded) like VoiceBench's leaderboard (default: strict)",
+        help="the headline score (both are always in the summary): strict = the kit's rules, a reply "
+        "with no answer found counts wrong; parity = the official VoiceBench/AIR-Bench evaluators "
+        "item by item, their random guesses seeded by --seed (default: strict; docs/eval.md lists "
+        "the differences)",
     )
     return p
 
@@ -175,6 +187,13 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Flag combinations that cannot work, refused before anything loads."""
     if args.out is None:
         p.error("--out RUN_DIR is required (or --report RUN_DIR)")
+    if args.score_file:
+        given = [f for f in ("model", "endpoint", "manifest", "airbench", "data_dir") if getattr(args, f)]
+        if given:
+            p.error(f"--score-file scores saved replies; drop --{given[0].replace('_', '-')}")
+        if not args.subset or "," in args.subset:
+            p.error("--score-file needs --subset NAME (one subset: how the file is scored)")
+        return
     if (args.model is None) == (args.endpoint is None):
         p.error("name the model under test with exactly one of --model CKPT_DIR or --endpoint URL")
     if args.endpoint and not args.endpoint_model:
@@ -300,7 +319,6 @@ class Responders:
 def run(args: argparse.Namespace) -> dict:
     """Generate, score and summarise every set in every mode; returns the summary."""
     from eval import runner, summary
-    from eval.scoring import ScoreOptions, approx_panda, load_pedant, make_judge
 
     settings = GenerationSettings(
         args.max_new_tokens, args.temperature, args.top_p, args.seed, args.system_prompt
@@ -310,17 +328,15 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     sets = load_sets(args)
     state = summary.pin_run(out, {"model": model, "generation": generation, "system_prompt_source": source})
-    judge = make_judge(args.judge_model, args.judge_base_url, max_workers=args.judge_workers)
-    judged = [s.name for s in sets if runner.needs_judge(s.scorer)]
+    options = score_options(args)
+    judge = options.judge
+    judged = [s.name for s in sets if SUBSETS[s.scorer].judge == "required"]
     if judge is None and judged:
         print(
             f"notice: no judge configured (--judge-model or $LALM_JUDGE_MODEL): {', '.join(judged)} will be "
             "reported as skipped, not scored",
             file=sys.stderr,
         )
-    options = ScoreOptions(
-        judge, args.score_mode, args.seed, args.judge_samples, load_pedant() or approx_panda
-    )
     scoring = {
         "mode": args.score_mode,
         "seed": args.seed,
@@ -364,6 +380,31 @@ def run(args: argparse.Namespace) -> dict:
     return state
 
 
+def score_options(args: argparse.Namespace) -> ScoreOptions:
+    """The scoring choices the flags make, shared by full runs and --score-file."""
+    from eval.scoring import approx_panda, load_official_pedant, load_pedant, make_judge
+
+    judge = make_judge(args.judge_model, args.judge_base_url, max_workers=args.judge_workers)
+    return ScoreOptions(
+        judge,
+        args.score_mode,
+        args.seed,
+        args.judge_samples,
+        load_pedant() or approx_panda,
+        load_official_pedant(),
+    )
+
+
+def score_only(args: argparse.Namespace) -> dict:
+    """``--score-file``: score saved replies as ``--subset``, print both modes, write under --out."""
+    from eval.score_file import describe, score_replies
+
+    summary = score_replies(Path(args.score_file), args.subset, score_options(args), Path(args.out))
+    print(describe(summary))
+    print(f"per item: {args.out}/{summary['subset']}.scores.jsonl, summary: {summary['subset']}.summary.json")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -374,7 +415,10 @@ def main(argv: list[str] | None = None) -> int:
             report(args.report)
             return 0
         check_args(parser, args)
-        run(args)
+        if args.score_file:
+            score_only(args)
+        else:
+            run(args)
     except (DataError, RunMismatch, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
