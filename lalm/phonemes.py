@@ -157,6 +157,19 @@ class Lexicon:
                 elif len(pron) == 2:
                     add(a, pron[0])
                     add(b, pron[1])
+        self._index(spellings)
+
+    @classmethod
+    def from_spellings(cls, spellings: dict[str, list[str]], inventory: list[str]) -> Lexicon:
+        """A lexicon of ready pronunciation keys (``key`` strings -> spellings), no phonemizer:
+        for benchmarks and tests of the search itself."""
+        lexicon = cls.__new__(cls)
+        lexicon.inventory = inventory
+        lexicon._char = {p: chr(0x4E00 + i) for i, p in enumerate(inventory)}
+        lexicon._index(spellings)
+        return lexicon
+
+    def _index(self, spellings: dict[str, list[str]]) -> None:
         self.keys = list(spellings)
         self.spellings = [spellings[k] for k in self.keys]
         # keys by length: an edit distance is at least the length difference, so a search reads the
