@@ -60,6 +60,11 @@ def test_mcq_both_modes_and_recorded_seeded_guesses() -> None:
     assert len(guesses) > 1  # the seed matters
 
 
+def test_mcq_parity_compares_the_raw_reference() -> None:
+    results, _ = score_subset("mmsu", [{"response": "B.", "reference": "b"}], ScoreOptions(mode="parity"))
+    assert results[0]["scores"] == {"strict": 1, "parity": 0}  # VoiceBench compares "B" with "b"
+
+
 @pytest.mark.parametrize(
     ("reply", "subtask", "label"),
     [

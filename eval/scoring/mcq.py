@@ -175,21 +175,31 @@ def score_mcq(items: Sequence[Item], *, mode: str = "strict", seed: int = 0) -> 
         strict = extract_choice(response, choices)
         read = official.mcq_letter(response)
         guess = rng.choice(official.MCQ_GUESSES) if read is None else None
+        raw_reference = get_field(item, "reference", "answer")
         results.append(
-            two_mode_result(item_id(item, index), reference, strict, read, guess, mode)
+            two_mode_result(item_id(item, index), reference, strict, read, guess, mode, raw_reference)
         )
     return results, two_mode_summary(results, mode)
 
 
 def two_mode_result(
-    key: object, reference: object, strict: object, read: object, guess: object, mode: str
+    key: object,
+    reference: object,
+    strict: object,
+    read: object,
+    guess: object,
+    mode: str,
+    official_reference: object = None,
 ) -> dict:
     """One item scored both ways: the strict answer, the official reading (None where it finds
     none) and the official guess for that case (None where the official code makes none: then the
     item scores None in parity, a failure out of the denominator). ``pred``, ``extracted``,
-    ``correct`` and ``score`` follow ``mode``."""
+    ``correct`` and ``score`` follow ``mode``. ``official_reference`` is the reference as the official
+    code compares it, when that differs from the kit's normalised one (VoiceBench compares the raw
+    ``reference`` string: a "b" there is never matched)."""
     parity = read if read is not None else guess
-    scores = {"strict": int(strict == reference), "parity": None if parity is None else int(parity == reference)}
+    target = reference if official_reference is None else official_reference
+    scores = {"strict": int(strict == reference), "parity": None if parity is None else int(parity == target)}
     return {
         "id": key,
         "reference": reference,
