@@ -279,3 +279,23 @@ def test_score_file_flag_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -
     empty = write_lines(tmp_path / "e.jsonl", ["{}"])
     assert voicebench.main(["--score-file", str(empty), "--subset", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown subset 'nope'" in capsys.readouterr().err
+
+
+def test_foundation_average_is_the_mean_of_category_means() -> None:
+    from eval.scoring.airbench import leaderboard_foundation
+
+    # AIR-Bench's foundation leaderboard, Qwen-Audio-Turbo: 19 task accuracies -> Average 57.8 (the
+    # mean over tasks would be 58.3).
+    accuracies = [45.4, 95.9, 82.5, 60.0, 58.8, 48.1, 56.4, 54.3, 69.3,  # speech
+                  41.6, 78.1, 61.3, 62.8,  # sound
+                  59.6, 77.1, 30.1, 25.1, 62.5, 39.0]  # music
+    groups = official.airbench_categories()["foundation"]
+    names = groups["speech"] + groups["sound"] + groups["music"]
+    results = [
+        {"task": f"{name}_d", "task_name": name, "scores": {"parity": int(i < accuracy * 10)}}
+        for name, accuracy in zip(names, accuracies)
+        for i in range(1000)
+    ]
+    board = leaderboard_foundation(results, "parity")
+    assert round(board["score"], 1) == 57.8 and board["uncategorised"] == []
+    assert board["categories"]["sound"] == pytest.approx(60.95)
