@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-
 from adapters.base import Projector
+from lalm.config import PROJECTOR_RESERVED
 from lalm.registry import Registry
 
 PROJECTORS: Registry[Projector] = Registry("projector")
@@ -20,13 +19,9 @@ def build_projector(name: str, in_dim: int, out_dim: int, **options: object) -> 
     the projector's name and its valid options, not with a bare TypeError from deep inside.
     """
     cls = PROJECTORS.get(name)
-    params = inspect.signature(cls.__init__).parameters
-    valid = [p for p in params if p not in ("self", "in_dim", "out_dim")]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"projector {name!r} got unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}"
-        )
+    problems = PROJECTORS.option_problems(name, options, PROJECTOR_RESERVED, "options")
+    if problems:
+        raise ValueError("; ".join(problems))
     try:
         return cls(in_dim, out_dim, **options)
     except ValueError as error:

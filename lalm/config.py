@@ -48,8 +48,15 @@ class EncoderConfig:
         problems = []
         if self.name not in ENCODERS:
             problems.append(f"{where}.name: unknown encoder {self.name!r}; valid: {', '.join(ENCODERS.names())}")
+        problems += ENCODERS.option_problems(
+            self.name, self.options, ("path", "random_config", "seed"), f"{where}.options"
+        )
         problems += _one_source(self.path, self.random_config, where)
         return problems
+
+
+PROJECTOR_RESERVED = ("in_dim", "out_dim")
+"""Projector constructor arguments the model sets (encoder width, LLM width), never options."""
 
 
 @dataclass
@@ -64,7 +71,7 @@ class ProjectorConfig:
 
         if self.name not in PROJECTORS:
             return [f"{where}.name: unknown projector {self.name!r}; valid: {', '.join(PROJECTORS.names())}"]
-        return []
+        return PROJECTORS.option_problems(self.name, self.options, PROJECTOR_RESERVED, f"{where}.options")
 
 
 @dataclass
@@ -167,8 +174,17 @@ def _one_source(path: str | None, random_config: dict | None, where: str) -> lis
 # --------------------------------------------------------------------------------------------- loading
 
 
+TRAINING_SECTIONS = ("data", "train", "stages")
+"""Top-level sections of a training yaml (`train.config.AlignConfig`): a model-only load (chat,
+serve, smoke) reads the `model` section of such a file and leaves these to training."""
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = Config):
-    """Read a yaml file (or start from defaults), apply `a.b.c=value` overrides and validate."""
+    """Read a yaml file (or start from defaults), apply `a.b.c=value` overrides and validate.
+
+    With ``cls=Config`` (the model only), a training yaml's `data`/`train`/`stages` sections are
+    set aside, so one file serves training and the model-only commands alike.
+    """
     data: dict[str, Any] = {}
     source = "config"
     if path is not None:
@@ -182,6 +198,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
     problems: list[str] = []
     for item in overrides:
         problems += apply_override(data, item)
+    if cls is Config:
+        data = {k: v for k, v in data.items() if k not in TRAINING_SECTIONS}
     cfg = build(cls, data, "", problems)
     if cfg is not None:
         problems += validate_tree(cfg, "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -32,6 +33,32 @@ class Registry(Generic[T]):
         if name not in self._entries:
             raise KeyError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
         return self._entries[name]
+
+    def option_problems(self, name: str, options: dict, reserved: tuple[str, ...], where: str) -> list[str]:
+        """Problems with keyword ``options`` for the class registered as ``name``, read from its
+        ``__init__`` signature: unknown names (a typo in a yaml file) and required ones missing.
+        ``reserved`` parameters are set by the kit (``in_dim``, or the config's own fields such as
+        ``path``) and may not be given as options. Checked at config time, before any weights load."""
+        if name not in self._entries:
+            return []  # the unknown name itself is reported by the caller
+        params = dict(inspect.signature(self._entries[name].__init__).parameters)
+        params.pop("self", None)
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return []
+        valid = [p for p in params if p not in reserved]
+        problems = []
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            taken = [u for u in unknown if u in reserved]
+            hint = f" ({', '.join(taken)} is set by the config, not as an option)" if taken else ""
+            problems.append(
+                f"{where}: {self.kind} {name!r} has no option(s) {', '.join(unknown)}{hint}; "
+                f"valid options: {', '.join(valid) or 'none'}"
+            )
+        required = [p for p in valid if params[p].default is inspect.Parameter.empty and p not in options]
+        if required:
+            problems.append(f"{where}: {self.kind} {name!r} needs option(s) {', '.join(required)}")
+        return problems
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -164,11 +164,16 @@ class AlignConfig(Config):
             resolved = resolve_stage(self, stage, None, stage_problems)
             if resolved is not None:
                 stage_problems += validate_tree(resolved.data, "data") + validate_tree(resolved.train, "train")
-                stage_problems += resolved.check_objective()
+                stage_problems += resolved.check_objective() + resolved.check_sources()
             problems += [f"stages.{i} ({stage.name}): {p}" for p in stage_problems]
         if not self.stages:
-            problems += self.check_objective()
+            problems += self.check_objective() + self.check_sources()
         return problems
+
+    def check_sources(self) -> list[str]:
+        if not self.data.train:
+            return ["data.train: at least one training source is needed (a JSONL of audio rows, e.g. SIFT output)"]
+        return []
 
     def check_objective(self) -> list[str]:
         problems = []
