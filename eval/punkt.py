@@ -11,8 +11,6 @@ files from the ``llama-index-core`` wheel, which carries them as plain data. It 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import subprocess
 import sys
 import tempfile
@@ -35,14 +33,14 @@ def find() -> Path | None:
 
 
 def _from_downloader(target: Path) -> bool:
-    import nltk
-
-    chatter = io.StringIO()  # the downloader prints its failures even when quiet
-    try:
-        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            return bool(nltk.download("punkt_tab", download_dir=str(target), quiet=True, raise_on_error=True))
-    except Exception:  # noqa: BLE001 - offline or blocked: try the next source
-        return False
+    # In a child process: NLTK's downloader prints its failures (offline) even when asked to be quiet.
+    done = subprocess.run(
+        [sys.executable, "-m", "nltk.downloader", "-q", "-d", str(target), "punkt_tab"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode == 0
 
 
 def _from_wheel(target: Path) -> bool:
