@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
-from typing import Any
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -15,14 +12,3 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
-
-
-def exit_code(job: Callable[[], Any], errors: tuple[type[Exception], ...]) -> int:
-    """Run a command's job: 0 when it ends (rejected rows included), 2 with a one-line message for a
-    problem the user must fix (bad flags, files, settings), never a traceback for those."""
-    try:
-        job()
-    except errors as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -25,7 +25,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from data_gen.cli import HelpFormatter, exit_code
+from data_gen.cli import HelpFormatter
+from lalm.errors import run_command
 from lalm.jsonl import read_jsonl, write_jsonl_atomic
 
 WORDNET = Path("/usr/share/wordnet")
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return exit_code(lambda: run(args), (ValueError, OSError))
+    return run_command(lambda: run(args), (ValueError, OSError))
 
 
 def run(args: argparse.Namespace) -> dict:

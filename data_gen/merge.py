@@ -19,6 +19,7 @@ from pathlib import Path
 
 from data_gen.sift import SETTINGS
 from data_gen.store import sidecar
+from lalm.errors import run_command
 from lalm.jsonl import atomic_open, iter_jsonl, iter_lines, write_json_atomic, write_jsonl_atomic
 
 #: Summary counts that add up over shards.
@@ -91,13 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def job() -> None:
         summary = merge(args.shards, args.out)
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"merged {summary['shards']} shards: {summary['outputs']} rows, {summary['rejects']} rejects -> {args.out}")
-    return 0
+        print(f"merged {summary['shards']} shards: {summary['outputs']} rows, {summary['rejects']} rejects -> {args.out}")
+
+    return run_command(job, (ValueError, OSError))
 
 
 if __name__ == "__main__":

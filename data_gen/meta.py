@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from lalm.errors import UserError
+
 #: Raw label (compared lower-cased and stripped) -> canonical label, per metadata field. Canonical labels
 #: are valid raw labels too, so only aliases need listing.
 META_MAP: dict[str, dict[str, str | None]] = {
@@ -52,7 +54,7 @@ AGE_GROUPS: tuple[tuple[float, str], ...] = (
 MAX_AGE = 130
 
 
-class MetaError(ValueError):
+class MetaError(UserError, ValueError):
     """A metadata value outside the table; the message names the field, the value and the valid values."""
 
 

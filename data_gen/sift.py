@@ -22,7 +22,7 @@ from tqdm import tqdm
 from data_gen.backends import BackendOptions, Sampling, backend_class, generation_record
 from data_gen.backends.hf import RANDOM_PREFIX
 from data_gen.batching import length_sorted_batches
-from data_gen.cli import HelpFormatter, exit_code
+from data_gen.cli import HelpFormatter
 from data_gen.meta import load_meta_map
 from data_gen.rows import Reject, Row, Shard, check_row, identify
 from data_gen.sources import Record, hf_records, jsonl_records, lhotse_records
@@ -37,6 +37,7 @@ from data_gen.templates import (
     render,
     template_record,
 )
+from lalm.errors import run_command
 from lalm.jsonl import appending, iter_jsonl, repair_tail, write_json_atomic, write_jsonl_atomic
 
 #: Output fields that must match for a rerun to continue an existing output file.
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return exit_code(lambda: run(args), (ValueError, ImportError, OSError))
+    return run_command(lambda: run(args), (ValueError, ImportError, OSError))
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -24,13 +24,14 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from data_gen.cli import HelpFormatter, exit_code
+from data_gen.cli import HelpFormatter
 from data_gen.rows import Reject, identify
 from data_gen.sources import Record, jsonl_records
 from data_gen.store import safe_name, sidecar
 from data_gen.tts import TTS, TTS_ENGINES, TTSError
 from lalm.audio import AudioError
 from lalm.encoders.base import SAMPLE_RATE
+from lalm.errors import run_command
 from lalm.jsonl import appending, read_jsonl, repair_tail, write_atomic, write_json_atomic, write_jsonl_atomic
 
 #: Fields the manifest sets itself; every other input field is carried over unchanged.
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return exit_code(lambda: run(args), (ValueError, KeyError, OSError))
+    return run_command(lambda: run(args), (ValueError, KeyError, OSError))
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -19,10 +19,11 @@ import numpy as np
 import soundfile as sf
 
 from lalm.audio import prepare_waveform
+from lalm.errors import UserError
 from lalm.registry import Registry
 
 
-class TTSError(RuntimeError):
+class TTSError(UserError, RuntimeError):
     """Speech synthesis failed for one text."""
 
 

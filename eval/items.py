@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from lalm.audio import AudioError, load_audio, prepare_waveform
+from lalm.errors import UserError
 
 AudioLoader = Callable[[], np.ndarray]
 
@@ -33,7 +34,7 @@ SCORER_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Input data that cannot be used; the message names the file or data set, the row and the fix."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from eval.items import EvalSet
 from eval.runner import MODES
 from eval.scoring import OVERALL_SUBSETS, SUBSETS, voicebench_overall
+from lalm.errors import UserError
 from lalm.jsonl import read_json, write_atomic, write_json_atomic
 
 SUMMARY_JSON = "summary.json"
@@ -30,7 +31,7 @@ SUMMARY_MD = "summary.md"
 _SCALE_FACTOR = {"1-5": 20.0, "1-10": 10.0, "0-100": 1.0}
 
 
-class RunMismatch(ValueError):
+class RunMismatch(UserError, ValueError):
     """The run folder was made with another model or other generation settings."""
 
 

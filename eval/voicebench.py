@@ -40,7 +40,7 @@ import yaml
 from eval.items import DataError, EvalSet
 from eval.models import GenerationSettings, Responder, resolve_device
 from eval.scoring import OVERALL_SUBSETS, SUBSETS, ScoreOptions
-from eval.summary import RunMismatch
+from lalm.errors import run_command
 
 ENDPOINT_KEY_ENV = "LALM_ENDPOINT_API_KEY"
 MODE_GROUPS = {"both": ("audio", "text"), "all": ("audio", "text", "cascade")}
@@ -408,21 +408,20 @@ def score_only(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def job() -> None:
         if args.report:
             from eval.report import report
 
             report(args.report)
-            return 0
+            return
         check_args(parser, args)
         if args.score_file:
             score_only(args)
         else:
             run(args)
-    except (DataError, RunMismatch, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(job)
 
 
 if __name__ == "__main__":

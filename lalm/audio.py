@@ -10,12 +10,13 @@ import soundfile as sf
 import soxr
 
 from lalm.encoders.base import SAMPLE_RATE
+from lalm.errors import UserError
 
 #: Longer clips are almost always a wrong file (a whole podcast, a concatenated corpus).
 MAX_SECONDS = 600.0
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """A clip that cannot be used. The message names the file and what is wrong with it."""
 
 

@@ -24,6 +24,7 @@ from typing import TextIO
 from lalm.audio import AudioError, load_audio
 from lalm.cli import add_model_arguments, load_model
 from lalm.encoders.base import SAMPLE_RATE
+from lalm.errors import run_command
 from lalm.model import LALM, EncodedClip
 from lalm.processor import Conversation
 from lalm.streaming import Row, Sampling, generate_rows
@@ -180,4 +181,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import yaml
 
+from lalm.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """All problems found in a config, one per line."""
 
     def __init__(self, problems: list[str], source: str = "config"):

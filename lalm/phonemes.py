@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
+from lalm.errors import UserError
+
 WORDNET = Path("/usr/share/wordnet")
 STRESS = str.maketrans("", "", "ˈˌ")
 SEPARATOR = "_"
@@ -27,7 +29,7 @@ _IPA = 0x02  # espeak_TextToPhonemes phonememode: IPA; bits 8-23 hold the separa
 _WORD = re.compile(r"[A-Za-z][a-z]*(?:'[a-z]+)?$")
 
 
-class PhonemizerError(RuntimeError):
+class PhonemizerError(UserError, RuntimeError):
     pass
 
 

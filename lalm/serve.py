@@ -20,6 +20,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lalm.cli import add_model_arguments, load_model, model_name
+from lalm.errors import run_command
 from lalm.serve_api import APIError, Limits, ResponseShape, parse_chat_request
 from lalm.serve_batch import Backend, BatchWorker, HFBackend, Job
 
@@ -289,4 +291,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 
 from lalm.audio import load_audio
 from lalm.config import load_config
+from lalm.errors import run_command
 from lalm.model import LALM, pad_waveforms
 from lalm.processor import collate
 
@@ -74,4 +76,4 @@ def default_clip() -> np.ndarray:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -13,6 +13,7 @@ import argparse
 import functools
 import json
 import math
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from lalm.checkpoint import save_checkpoint
 from lalm.config import load_config
+from lalm.errors import run_command
 from lalm.model import LALM
 from lalm.wer import word_errors
 from train import distributed
@@ -426,4 +428,4 @@ class MetricsLogger:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
+from lalm.errors import UserError
+
 PathLike = str | os.PathLike[str]
 #: One model directory, or several whose files together make the model (split wheel packages).
 ModelDirs = PathLike | Sequence[PathLike]
@@ -40,7 +42,7 @@ _PART = re.compile(r"model\.bin\.part(\d+)")
 _MULTILINGUAL_VOCAB = 51865
 
 
-class CT2FormatError(ValueError):
+class CT2FormatError(UserError, ValueError):
     """A `model.bin` that cannot be read as a Whisper model; the message names the file and the problem."""
 
 
