@@ -61,15 +61,50 @@ def base_references(cfg) -> dict:
     }
 
 
-def load_checkpoint(directory: str | Path):
-    """Rebuild the LALM from its config and load the trained weights (strictly)."""
+def resolve_checkpoint(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: str | None = None,
+) -> Path:
+    """The local folder of a checkpoint: ``name_or_path`` itself when it exists, else a hub repo id
+    whose checkpoint files are downloaded (cached by huggingface_hub). A path that exists nowhere
+    and is no hub id, or a repo that cannot be fetched, is a FileNotFoundError saying which."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    text = str(name_or_path)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")) or text.endswith("/"):
+        raise FileNotFoundError(f"{text} is not a kit checkpoint: no such folder (and not a hub id org/name)")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        folder = snapshot_download(
+            text, revision=revision, cache_dir=cache_dir, token=token, allow_patterns=[CONFIG, WEIGHTS, BASES]
+        )
+    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise FileNotFoundError(
+            f"{text}: no local folder of that name, and the hub repo could not be fetched "
+            f"({type(err).__name__}: {err}); check the id, revision and network (HF_HUB_OFFLINE)"
+        ) from err
+    return Path(folder)
+
+
+def load_checkpoint(directory: str | Path, llm_dtype: str | object | None = None):
+    """Rebuild the LALM from its config and load the trained weights (strictly). ``llm_dtype``
+    replaces the config's ``model.llm.dtype`` (a name or a torch dtype)."""
     from lalm.model import LALM
 
     directory = Path(directory)
     for name in (CONFIG, WEIGHTS):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory} is not a kit checkpoint: {name} is missing")
-    cfg = config_from_dict(yaml.safe_load((directory / CONFIG).read_text()))
+    data = yaml.safe_load((directory / CONFIG).read_text())
+    if llm_dtype is not None:
+        data.setdefault("model", {}).setdefault("llm", {})["dtype"] = str(llm_dtype).removeprefix("torch.")
+    cfg = config_from_dict(data)
     model = LALM(cfg.model)
     state = load_file(directory / WEIGHTS)
     expected = set(model.trained_state_dict())

@@ -285,10 +285,28 @@ class LALM(nn.Module):
         save_checkpoint(self, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> LALM:
-        from lalm.checkpoint import load_checkpoint
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        cache_dir: str | Path | None = None,
+        token: str | None = None,
+    ) -> LALM:
+        """A trained LALM from a checkpoint folder or a Hugging Face hub repo holding one.
 
-        return load_checkpoint(directory)
+        ``name_or_path``: a local folder written by ``save_pretrained``, or a hub id ("org/name",
+        at ``revision``; only the checkpoint's small files are fetched, since the frozen bases are
+        referenced, not stored). ``dtype`` ("bfloat16", ``torch.float16``, ...) loads the frozen LLM
+        in that dtype instead of the one its config names; ``device`` moves the model there.
+        """
+        from lalm.checkpoint import load_checkpoint, resolve_checkpoint
+
+        folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir, token=token)
+        model = load_checkpoint(folder, llm_dtype=dtype)
+        return model.to(device) if device is not None else model
 
 
 def add_lora(llm: nn.Module, cfg) -> None:
