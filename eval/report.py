@@ -11,7 +11,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from eval.summary import SUMMARY_JSON, gap, modes_present, normalized, overall, score_of, score_table
+from eval.summary import (
+    SUMMARY_JSON,
+    gap,
+    modes_present,
+    normalized,
+    overall,
+    paired_scores,
+    score_of,
+    score_table,
+)
 from lalm.jsonl import read_json
 
 PLOT = "gap.png"
@@ -31,7 +40,7 @@ def _groups(summary: dict) -> list[tuple[str, dict[str, float | None], float | N
     groups = []
     for name, entry in summary["sets"].items():
         values = {m: normalized(score_of(entry, m), entry["scale"]) for m in modes_present(summary)}
-        groups.append((name, values, gap(score_of(entry, "audio"), score_of(entry, "text"))))
+        groups.append((name, values, gap(*paired_scores(entry))))
     total = summary["overall"].get("gap")
     if total:
         means = {"audio": total["audio_mean"], "text": total["text_mean"]}

@@ -200,3 +200,30 @@ def score(eval_set: EvalSet, mode: str, path: Path, options: ScoreOptions) -> di
         "failures": [{"id": r["id"], "error": r.get("error")} for r in failed[:MAX_LISTED_FAILURES]],
         "file": path.name,
     }
+
+
+def paired(eval_set: EvalSet, run_dir: Path, options: ScoreOptions) -> dict[str, Any] | None:
+    """Audio and text scored on the same items: those both modes answered. None unless both modes'
+    files exist. When the answered items differ (an item failed in one mode), each mode is scored
+    again on the common items, from its saved answers and judge samples (no model or judge call),
+    and the items answered in one mode only are listed; the speech/text ratio uses these scores."""
+    paths = {mode: results_path(run_dir, eval_set.name, mode) for mode in ("audio", "text")}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    rows = {mode: _rows_by_id(path) for mode, path in paths.items()}
+    answered = {m: {i for i, r in rows[m].items() if r.get("response") is not None} for m in rows}
+    order = [item.id for item in eval_set.items]
+    common = [i for i in order if i in answered["audio"] and i in answered["text"]]
+    only = {m: [i for i in order if i in answered[m] and i not in common] for m in rows}
+    record: dict[str, Any] = {
+        "n_items": len(common),
+        **{f"n_only_{m}": len(ids) for m, ids in only.items()},
+        **{f"only_{m}": ids[:MAX_LISTED_FAILURES] for m, ids in only.items()},
+    }
+    if not any(only.values()):
+        return record | {"same_items": True}
+    replay = replace(options, judge=_ReplayJudge(options.judge.config)) if options.judge else options
+    for mode in rows:
+        scored = [rows[mode][i] for i in common]
+        record[mode] = _score_rows(eval_set, scored, replay, paths[mode])[1]["score"] if scored else None
+    return record | {"same_items": False}

@@ -86,6 +86,15 @@ def score_of(entry: dict, mode: str) -> float | None:
     return entry["modes"].get(mode, {}).get("score")
 
 
+def paired_scores(entry: dict) -> tuple[float | None, float | None]:
+    """A set's audio and text scores on the items both modes answered (``entry["paired"]``, when
+    the answered items differ), else the two modes' own scores."""
+    pair = entry.get("paired") or {}
+    if pair.get("same_items") is False:
+        return pair.get("audio"), pair.get("text")
+    return score_of(entry, "audio"), score_of(entry, "text")
+
+
 def gap(audio: float | None, text: float | None) -> float | None:
     """Audio over text; None when either is missing or text is 0."""
     return audio / text if audio is not None and text else None
@@ -108,12 +117,12 @@ def overall(summary: dict) -> dict[str, dict[str, Any]]:
     both = {
         name: entry
         for name, entry in summary["sets"].items()
-        if score_of(entry, "audio") is not None and score_of(entry, "text") is not None
+        if None not in paired_scores(entry)
     }
     if both:
         means = {
-            m: sum(normalized(score_of(e, m), e["scale"]) for e in both.values()) / len(both)
-            for m in ("audio", "text")
+            m: sum(normalized(paired_scores(e)[k], e["scale"]) for e in both.values()) / len(both)
+            for k, m in enumerate(("audio", "text"))
         }
         result["gap"] = {
             "sets": list(both),
@@ -149,8 +158,10 @@ def score_table(summary: dict) -> str:
     header = ["set", "scale", *modes, "audio/text"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, entry in summary["sets"].items():
-        ratio = gap(score_of(entry, "audio"), score_of(entry, "text"))
-        cells = [name, entry["scale"], *(_cell(entry, m) for m in modes), _number(ratio)]
+        ratio = gap(*paired_scores(entry))
+        pair = entry.get("paired") or {}
+        note = f" (on {pair['n_items']} items both modes answered)" if pair.get("same_items") is False else ""
+        cells = [name, entry["scale"], *(_cell(entry, m) for m in modes), _number(ratio) + note]
         lines.append("| " + " | ".join(cells) + " |")
     totals = summary.get("overall") or overall(summary)
     if any(totals.get(m, {}).get("voicebench") is not None for m in modes):

@@ -375,6 +375,17 @@ def run(args: argparse.Namespace) -> dict:
                 extra["asr"] = args.asr
             summary.record_set(state, eval_set, mode, result | extra)
             summary.save(out, state)
+        pair = runner.paired(eval_set, out, options) if eval_set.name in state["sets"] else None
+        if pair is not None:
+            state["sets"][eval_set.name]["paired"] = pair
+            if pair["same_items"] is False:
+                print(
+                    f"notice: {eval_set.name}: speech/text is on the {pair['n_items']} items both modes "
+                    f"answered ({pair['n_only_audio']} answered in audio only, {pair['n_only_text']} in "
+                    "text only; listed in the summary)",
+                    file=sys.stderr,
+                )
+            summary.save(out, state)
     print(summary.score_table(state))
     print(f"results: {out}/summary.md, per item: {out}/<set>.<mode>.jsonl")
     return state

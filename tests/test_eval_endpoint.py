@@ -47,7 +47,7 @@ def test_endpoint_audio_and_text_and_the_gap(tmp_path: Path, server: FakeJudgeSe
     rows = [
         {"id": f"q{i}", "freq": freq, "prompt": f"Question {i}. hint: {ref}", "reference": ref}
         for i, (freq, ref) in enumerate(zip(PITCH_LETTER, REFERENCES))
-    ] + [{"id": "odd", "freq": 700, "prompt": "Question odd. hint: C", "reference": "C"}]
+    ] + [{"id": "odd", "freq": 700, "prompt": "Question odd. hint: C", "reference": "D"}]  # text: wrong
     manifest = write_manifest(tmp_path / "data", rows)
     out = tmp_path / "run"
     argv = [
@@ -81,7 +81,10 @@ def test_endpoint_audio_and_text_and_the_gap(tmp_path: Path, server: FakeJudgeSe
     summary = json.loads((out / "summary.json").read_text())
     modes = summary["sets"]["openbookqa"]["modes"]
     assert modes["audio"]["score"] == 50.0 and modes["audio"]["n_failed"] == 1  # the 700 Hz clip got a 400
-    assert modes["text"]["score"] == 100.0
+    assert modes["text"]["score"] == 80.0  # 4 of 5: it also answered "odd", wrongly
+    # speech/text compares the same items: the 4 both modes answered (audio 50, text 100), not 50/80
+    paired = summary["sets"]["openbookqa"]["paired"]
+    assert (paired["audio"], paired["text"], paired["n_items"], paired["only_text"]) == (50.0, 100.0, 4, ["odd"])
     assert summary["overall"]["gap"]["ratio"] == 0.5
     assert summary["run"]["model"] == {"kind": "endpoint", "url": server.base_url, "model": "peer"}
     failed = {r["id"]: r for r in read_jsonl_skip_torn_tail(out / "openbookqa.audio.jsonl")}["odd"]
@@ -89,7 +92,7 @@ def test_endpoint_audio_and_text_and_the_gap(tmp_path: Path, server: FakeJudgeSe
 
     capsys.readouterr()
     assert voicebench.main(["--report", str(out)]) == 0
-    assert "| openbookqa | 0-100 | 50.00 | 100.00 | 0.50 |" in capsys.readouterr().out
+    assert "| openbookqa | 0-100 | 50.00 | 80.00 | 0.50 (on 4 items both modes answered) |" in capsys.readouterr().out
 
     server.requests.clear()
     server.script = lambda body: (
