@@ -16,7 +16,7 @@ from pathlib import Path
 
 from data_gen.meta import META_MAP
 from data_gen.store import safe_name
-from lalm.jsonl import iter_lines, write_atomic
+from lalm.jsonl import read_lines, write_atomic
 
 #: Row fields that `--hf-columns` can map dataset columns to; `meta.<field>` maps into the metadata.
 HF_FIELDS = ("id", "text", "audio", "duration")
@@ -163,7 +163,10 @@ def _audio_file(value: object, row_id: str, audio_dir: Path) -> object:
 
 def _json_lines(path: str | Path) -> Iterator[tuple[int, dict, str | None]]:
     """(line number, object, error) per line; error says why a line is not a JSON object."""
-    for number, line in iter_lines(path):
+    for number, line, undecodable in read_lines(path):
+        if undecodable:
+            yield number, {}, f"encoding: {undecodable}; re-encode the manifest as UTF-8"
+            continue
         try:
             data = json.loads(line)
         except json.JSONDecodeError as err:

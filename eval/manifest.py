@@ -5,7 +5,7 @@ spoken request as ``prompt`` or ``text`` (text mode sends it, open-set judges re
 ``question``, text sent to the model together with the audio; and the reference fields the chosen
 scorer reads (``reference`` or ``answer`` for multiple-choice and sd-qa-style sets, ``choices`` for
 option texts, ``instruction_id_list``/``kwargs`` for ifeval-style sets), carried to it unchanged.
-A malformed line stops the run with its line number; a missing or unreadable clip fails only its
+A malformed line (not UTF-8, not JSON, missing fields) stops the run with its line number; a missing or unreadable clip fails only its
 own item, at generation time.
 """
 
@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from eval.items import DataError, EvalItem, EvalSet, audio_file, missing_fields, unique_ids
+from lalm.jsonl import read_lines
 
 OWN_FIELDS = ("id", "audio", "prompt", "question")
 
@@ -25,13 +26,12 @@ def load_manifest(path: str | Path, name: str, scorer: str, limit: int | None = 
     if not path.is_file():
         raise DataError(f"{path}: no such manifest; pass --manifest with a JSONL file (one clip per line)")
     items = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            if limit is not None and len(items) >= limit:
-                break
-            items.append(_item(_parse(line, path, number), path, number, scorer))
+    for number, line, undecodable in read_lines(path):
+        if limit is not None and len(items) >= limit:
+            break
+        if undecodable:
+            raise DataError(f"{path}:{number}: {undecodable}; re-encode the manifest as UTF-8 or delete the line")
+        items.append(_item(_parse(line, path, number), path, number, scorer))
     if not items:
         raise DataError(f"{path}: the manifest has no rows")
     unique_ids([item.id for item in items], str(path))

@@ -11,6 +11,11 @@ There are two ways to deal with it, and both are kept on purpose:
 - `read_jsonl_skip_torn_tail` leaves the file alone and skips the torn line while reading, for readers
   that may run while a file is still damaged (or missing) and must not modify it.
 
+Input files that people and other tools write (manifests, training sources) can also hold a line that
+is not UTF-8. `read_lines` decodes each line on its own and hands such a line back with its error, so a
+caller sets it aside (a reject, a skip) the way it sets aside bad JSON; the strict readers report it
+with file and line.
+
 Files that are rewritten as a whole (rejects, summaries, merged outputs, scored results) go through a
 temporary sibling file and an atomic rename, so a reader sees the old or the new file, never half a file.
 """
@@ -24,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 
 def dumps(row: Any) -> str:
@@ -35,17 +40,50 @@ def dumps(row: Any) -> str:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text with its newline) of each non-blank line of a text or .gz file.
+class Line(NamedTuple):
+    """One non-blank line of a file: its 1-based number, its text with the newline, and why it is unusable.
 
-    Numbers count blank lines too, so an error message points at the line a person sees in an editor.
+    `error` is None for a readable line; otherwise it says what is wrong (bytes that are not UTF-8) and
+    `text` shows the line with those bytes replaced, so that a caller can still tell a torn last line
+    (no newline) from a bad line in the middle.
+    """
+
+    number: int
+    text: str
+    error: str | None = None
+
+
+def read_lines(path: str | Path) -> Iterator[Line]:
+    """Each non-blank line of a text or .gz file, decoded as UTF-8 on its own.
+
+    One undecodable line must cost that line only (a reject, a skip, an error naming it), not the whole
+    file: the file is read with `surrogateescape`, which keeps bad bytes as lone surrogates instead of
+    raising mid-file, and each line is checked for them. Numbers count blank lines too, so a message
+    points at the line a person sees in an editor.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as f:
         for number, line in enumerate(f, 1):
-            if line.strip():
-                yield number, line
+            if not line.strip():
+                continue
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as err:
+                byte = ord(line[err.start]) - 0xDC00  # surrogateescape maps byte b to U+DC00 + b
+                text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                yield Line(number, text, f"not UTF-8 text (byte 0x{byte:02x} at character {err.start + 1})")
+                continue
+            yield Line(number, line)
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text with its newline) of each non-blank line; a line that is not UTF-8 is
+    an error naming the file and line (see `read_lines` for readers that set such lines aside)."""
+    for number, text, error in read_lines(path):
+        if error:
+            raise ValueError(f"{path}:{number}: {error}; re-encode the file as UTF-8 or delete that line")
+        yield number, text
 
 
 def _parse(path: str | Path, number: int, line: str, hint: str = "") -> Any:
@@ -79,9 +117,13 @@ def read_jsonl_skip_torn_tail(path: str | Path) -> list[dict]:
     if not Path(path).exists():
         return []
     rows = []
-    for number, line in iter_lines(path):
+    # read_lines, not iter_lines: a kill can tear a line inside a multi-byte character, and that torn
+    # tail must be skipped like any other, not reported as bad text.
+    for number, line, error in read_lines(path):
         if not line.endswith("\n"):  # only the last line can lack its newline: a torn write
             break
+        if error:
+            raise ValueError(f"{path}:{number}: {error}; fix or delete that line and rerun")
         rows.append(_parse(path, number, line, "; fix or delete that line and rerun"))
     return rows
 

@@ -7,7 +7,15 @@ import pytest
 from data_gen.batching import length_sorted_batches
 from data_gen.rows import Shard
 from data_gen.store import safe_name
-from lalm.jsonl import appending, atomic_open, read_jsonl, repair_tail
+from lalm.jsonl import (
+    appending,
+    atomic_open,
+    iter_lines,
+    read_jsonl,
+    read_jsonl_skip_torn_tail,
+    read_lines,
+    repair_tail,
+)
 
 
 def test_repair_tail_cuts_only_the_torn_line(tmp_path):
@@ -23,6 +31,25 @@ def test_repair_tail_cuts_only_the_torn_line(tmp_path):
     repair_tail(path)
     assert path.read_bytes() == b""
     assert repair_tail(tmp_path / "absent.jsonl") == 0
+
+
+def test_a_line_that_is_not_utf8_costs_that_line_only_and_is_named(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes('{"id": "é"}\n\n'.encode() + b'{"id": "caf\xe9"}\n' + b'{"id": 3}\n')
+    lines = list(read_lines(path))
+    assert [(n, error) for n, _, error in lines] == [(1, None), (3, "not UTF-8 text (byte 0xe9 at character 12)"),
+                                                      (4, None)]
+    assert lines[0].text == '{"id": "é"}\n' and lines[1].text == '{"id": "caf\ufffd"}\n'
+    with pytest.raises(ValueError, match=r"rows.jsonl:3: not UTF-8 text \(byte 0xe9 at character 12\)"):
+        list(iter_lines(path))
+    with pytest.raises(ValueError, match=r"rows.jsonl:3: not UTF-8"):
+        read_jsonl(path)
+
+
+def test_a_torn_tail_cut_inside_a_character_is_still_a_torn_tail(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"id": 1}\n' + '{"id": 2, "response": "é'.encode()[:-1])  # killed mid-character
+    assert read_jsonl_skip_torn_tail(path) == [{"id": 1}]
 
 
 def test_atomic_open_keeps_the_old_file_when_writing_fails(tmp_path):

@@ -240,3 +240,15 @@ def test_airbench_run_sends_question_with_audio_and_skips_text_mode(
     modes = json.loads((out / "summary.json").read_text())["sets"]["airbench_foundation"]["modes"]
     assert modes["audio"]["n_answered"] == 2 and modes["audio"]["strict"]["tasks"]
     assert modes["text"]["score"] is None and modes["text"]["status"].startswith("skipped")
+
+
+def test_manifest_line_that_is_not_utf8_is_named_like_other_bad_rows(tmp_path: Path) -> None:
+    from eval.manifest import load_manifest
+
+    write_clip(tmp_path / "a.wav", 440)
+    good = json.dumps({"id": "a", "audio": "a.wav", "prompt": "Which?", "reference": "A"})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(good.encode() + b"\n" + b'{"id": "b", "audio": "a.wav", "prompt": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"m\.jsonl:2: not UTF-8 text \(byte 0xe9 at character 45\)"):
+        load_manifest(manifest, "quiz", "openbookqa")
+    assert [item.id for item in load_manifest(manifest, "quiz", "openbookqa", limit=1).items] == ["a"]

@@ -99,6 +99,19 @@ def test_bad_rows_become_rejects_with_reasons_and_the_run_goes_on(tmp_path):
     assert sorted(r["id"] for r in read(tmp_path / "out.jsonl")) == ["utt0", "utt1"]
 
 
+def test_a_line_that_is_not_utf8_is_a_reject_with_its_line(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", 2)
+    with manifest.open("ab") as f:
+        f.write(b'{"id": "latin", "audio": "clip0.wav", "text": "caf\xe9"}\n')
+        f.write(b'{"id": "after", "audio": "clip1.wav", "text": "still read"}\n')
+    summary = run_sift(manifest, tmp_path / "out.jsonl")
+    assert read(tmp_path / "out.rejects.jsonl") == [
+        {"line": 3, "id": None,
+         "reason": "encoding: not UTF-8 text (byte 0xe9 at character 51); re-encode the manifest as UTF-8"}]
+    assert summary["valid"] == 3 and summary["reject_reasons"] == {"encoding": 1}
+    assert sorted(r["id"] for r in read(tmp_path / "out.jsonl")) == ["after", "utt0", "utt1"]
+
+
 def test_rerun_after_a_torn_line_gives_each_row_once(tmp_path):
     manifest = make_corpus(tmp_path / "corpus", 6)
     out = tmp_path / "out.jsonl"
