@@ -160,3 +160,181 @@ def test_cache_fill_goes_shortest_first_when_durations_are_known(tmp_path):
     assert cache.fill(model, files, batch_seconds=1.0, durations=durations) == 4
     assert seen == sorted(seen) and len(seen) == 4
     assert all(cache.has(f) for f in files)
+
+
+def rows_with_absolute_audio(sift: Path) -> list[str]:
+    """The fixture's lines (bad ones included) with audio paths made absolute, for sources elsewhere."""
+    lines = []
+    for line in sift.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            lines.append(line)
+            continue
+        lines.append(json.dumps({**row, "audio": str(sift.parent / row["audio"])}))
+    return lines
+
+
+def test_rows_that_fail_to_load_are_listed_and_counted_once(sift, tmp_path):
+    """A clip whose header is fine but whose samples are not fails at every draw: one entry, one count."""
+    import soundfile as sf
+
+    from lalm import load_config
+    from train.config import AlignConfig
+    from train.data import SkipLog, batch_plan, load_rows
+
+    sf.write(tmp_path / "nan.wav", np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    nan_row = {"id": "nan", "audio": str(tmp_path / "nan.wav"), "response": "The colour is red."}
+    gone = {**nan_row, "id": "gone", "audio": str(tmp_path / "gone.wav"), "duration": 1.0}
+    (tmp_path / "train.jsonl").write_text("\n".join(rows_with_absolute_audio(sift) + [json.dumps(nan_row)]) + "\n")
+    valid_lines = rows_with_absolute_audio(sift)[:3] + [json.dumps(nan_row), json.dumps(gone)]
+    (tmp_path / "valid.jsonl").write_text("\n".join(valid_lines) + "\n")
+    overrides = [f"data.train.0.path={tmp_path / 'train.jsonl'}", f"data.valid=[{{path: {tmp_path / 'valid.jsonl'}}}]",
+                 "train.steps=45", "train.eval_every=15", "train.log_every=15", "train.save_every=15"]
+    cfg = load_config(CONFIG, overrides, cls=AlignConfig)
+    rows, _, weights = load_rows(cfg.data, cfg.train.distill_text_field, SkipLog())
+    plan = batch_plan(rows, weights, cfg.data, cfg.train.seed)
+    drawn = sum(any(rows[i].id == "nan" for i in next(plan)) for _ in range(cfg.train.steps))
+    assert drawn >= 2, "the plan should draw the bad clip more than once for this test to mean anything"
+
+    out = tmp_path / "run"
+    log = align(*overrides, f"train.out_dir={out}")
+    listed = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
+    where = [e["where"] for e in listed]
+    assert len(where) == len(set(where)) == 5, listed
+    train_source, valid_source = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
+    assert {f"{train_source}:25", f"{train_source}:26"} <= set(where)  # the fixture's bad JSON and unreadable clip
+    by_where = {e["where"]: e for e in listed}
+    assert "no such audio file" in by_where[f"{valid_source}:5"]["reason"]  # its stated duration is not trusted
+    assert by_where[f"{train_source}:27"]["found"] == "loading" and "NaN" in by_where[f"{train_source}:27"]["reason"]
+    assert by_where[f"{valid_source}:4"]["found"] == "loading"
+    assert [m["skipped_rows"] for m in metrics(out) if "loss" in m][-1] == 5
+    assert log.count(f"skipped: {train_source}:27") == 1
+    # A resume reads the sources again but cannot see load failures that way: the checkpoint keeps them.
+    import shutil
+
+    shutil.rmtree(out / "final")
+    align(*overrides, f"train.out_dir={out}")
+    assert [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()] == listed
+
+
+RESUMABLE = ["train.steps=20", "train.save_every=5", "train.keep_last=10", "train.log_every=4", "train.eval_every=10"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(sift, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    align(f"data.train.0.path={sift}", *RESUMABLE, f"train.out_dir={out}")
+    return out
+
+
+def interrupted_copy(straight: Path, target: Path, last_step: int) -> Path:
+    """The run as a kill after `last_step`'s checkpoint leaves it, metrics of later steps included."""
+    import shutil
+
+    shutil.copytree(straight, target)
+    shutil.rmtree(target / "final")
+    for step_dir in target.glob("step-*"):
+        if int(step_dir.name.split("-")[1]) > last_step:
+            shutil.rmtree(step_dir)
+    return target
+
+
+def logged(out: Path) -> list[tuple]:
+    return [(m["step"], m.get("loss"), m.get("valid_loss")) for m in metrics(out)]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    x, y = load_file(a / "final" / "trained.safetensors"), load_file(b / "final" / "trained.safetensors")
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_metrics_continue_exactly_after_a_resume(sift, straight_run, tmp_path):
+    """Steps 11-20 were logged before the kill: they are cut, not repeated, and the window that spans
+    the resume (steps 9-12) has the loss of the uninterrupted run."""
+    out = interrupted_copy(straight_run, tmp_path / "run", last_step=10)
+    log = align(f"data.train.0.path={sift}", *RESUMABLE, f"train.out_dir={out}")
+    assert "step-0000010 at step 10" in log
+    assert logged(out) == logged(straight_run)
+    assert [m["step"] for m in metrics(out) if "loss" in m] == [4, 8, 12, 16, 20]
+    assert same_weights(out, straight_run)
+
+
+def flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["cut weights", "empty state", "flipped byte"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(sift, straight_run, tmp_path, damage):
+    out = interrupted_copy(straight_run, tmp_path / "run", last_step=10)
+    newest = out / "step-0000010"
+    bad = {"cut weights": "trained.safetensors", "empty state": "train_state.pt", "flipped byte": "trained.safetensors"}[damage]
+    if damage == "cut weights":
+        (newest / bad).write_bytes((newest / bad).read_bytes()[:100])
+    elif damage == "empty state":
+        (newest / bad).write_bytes(b"")
+    else:
+        flip_last_byte(newest / bad)  # in the tensor data: safetensors still loads it
+    leftover = out / ".step-0000015.tmp-k1ll3d"
+    leftover.mkdir()
+    (leftover / "trained.safetensors").write_bytes(b"half")
+    log = align(f"data.train.0.path={sift}", *RESUMABLE, f"train.out_dir={out}")
+    assert f"checkpoint step-0000010 is damaged, not resuming from it: {newest / bad}" in log
+    assert f"resumed from {out / 'step-0000005'} at step 5" in log
+    assert not leftover.exists() and f"removed {leftover}" in log
+    assert same_weights(out, straight_run) and logged(out) == logged(straight_run)
+    align(f"data.train.0.path={sift}", *RESUMABLE, f"train.out_dir={out}")  # step 10 was saved again, whole
+
+
+def test_a_skipped_nan_step_stays_out_of_the_logged_loss(sift, tmp_path):
+    """An absurd learning rate makes every step after the first NaN; the window mean covers good steps only."""
+    align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", "train.steps=8", "train.log_every=4",
+          "train.eval_every=0", "train.lr=1.0e+30")
+    rows = metrics(tmp_path)
+    assert [(m["step"], m["skipped_steps"]) for m in rows] == [(4, 3), (8, 4)]
+    assert np.isfinite(rows[0]["loss"]) and rows[1]["loss"] is None  # no step of the second window counted
+    assert rows[-1]["nan_steps"] == 7
+
+
+def test_a_damaged_feature_cache_entry_is_a_skip_not_a_crash(tmp_path):
+    import soundfile as sf
+
+    from lalm import load_config
+    from train.feature_cache import FeatureCache
+
+    model = LALM(load_config(ROOT / "configs" / "tiny.yaml").model).eval()
+    sf.write(tmp_path / "a.wav", 0.1 * np.ones(8000, dtype=np.float32), 16000)
+    cache = FeatureCache(tmp_path / "cache", {n: b.encoder for n, b in model.branches.items()})
+    assert cache.fill(model, [str(tmp_path / "a.wav")], batch_seconds=1.0) == 1
+    entry = cache.file(str(tmp_path / "a.wav"))
+    entry.write_bytes(entry.read_bytes()[:50])
+    with pytest.raises(KeyError, match="is damaged"):
+        cache.get(str(tmp_path / "a.wav"))
+
+
+def test_torchrun_rank_whose_whole_batch_fails_to_load_keeps_in_step(sift, tmp_path):
+    """One-clip batches: a rank whose only clip fails has nothing to sum, yet its all-reduces must
+    match the other rank's, and both ranks list and count the row the same way."""
+    import soundfile as sf
+
+    from lalm import load_config
+    from train.config import AlignConfig
+    from train.data import SkipLog, batch_plan, load_rows
+
+    sf.write(tmp_path / "nan.wav", np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    nan_row = {"id": "nan", "audio": str(tmp_path / "nan.wav"), "response": "The colour is red."}
+    source = tmp_path / "train.jsonl"
+    source.write_text("\n".join(rows_with_absolute_audio(sift) + [json.dumps(nan_row)]) + "\n")
+    overrides = [f"data.train.0.path={source}", "data.valid_fraction=0", "data.max_batch_size=1", "train.steps=16",
+                 "train.eval_every=0", "train.log_every=8"]
+    cfg = load_config(CONFIG, overrides, cls=AlignConfig)
+    rows, _, weights = load_rows(cfg.data, cfg.train.distill_text_field, SkipLog())
+    plan = batch_plan(rows, weights, cfg.data, cfg.train.seed)
+    assert any(rows[next(plan)[0]].id == "nan" for _ in range(2 * cfg.train.steps)), "the bad clip must be drawn"
+    log = align(*overrides, f"train.out_dir={tmp_path / 'run'}", torchrun=2)
+    assert "2 rank(s) agree on trained weights" in log
+    listed = [json.loads(line) for line in (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()]
+    assert [e["where"] for e in listed if e["found"] == "loading"] == [f"{source}:27"]
+    assert metrics(tmp_path / "run")[-1]["skipped_rows"] == len(listed) == 3

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import sys
 import time
@@ -26,10 +25,11 @@ from tqdm import tqdm
 from lalm.checkpoint import save_checkpoint
 from lalm.config import load_config
 from lalm.errors import run_command
+from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
 from lalm.model import LALM
 from lalm.wer import word_errors
 from train import distributed
-from train.checkpoints import FINAL, latest_step, restore, save_step
+from train.checkpoints import FINAL, latest_intact, remove_leftovers, restore, save_step
 from train.config import AlignConfig
 from train.data import BatchLoader, SkipLog, batch_plan, cut_batches, load_rows
 from train.feature_cache import FeatureCache
@@ -48,8 +48,10 @@ class Run:
     weights: list
     cache: FeatureCache | None
     out_dir: Path
+    skips: SkipLog = field(default_factory=SkipLog)
     step: int = 0
     counters: dict = field(default_factory=lambda: {"nan_steps": 0, "skipped_rows": 0})
+    window: dict = field(default_factory=lambda: new_window())
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -113,15 +115,24 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
                           durations={r.audio: r.duration for r in rows + valid})
         distributed.barrier()
         say(dist, f"feature cache {cache.dir}: {made} clips encoded now, {len(failed)} unreadable")
-    run = Run(cfg, dist, model, params, optimizer, scheduler, rows, valid, weights, cache, out_dir)
+    run = Run(cfg, dist, model, params, optimizer, scheduler, rows, valid, weights, cache, out_dir, skips)
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "skipped.jsonl").write_text("".join(json.dumps(e) + "\n" for e in skips.entries))
-    latest = latest_step(out_dir)
+        for leftover in remove_leftovers(out_dir):
+            say(dist, f"removed {leftover}, left by a save that was interrupted")
+    latest = latest_intact(out_dir, lambda text: say(dist, text))
     if latest is not None:
-        state = restore(latest, model, optimizer, scheduler)
-        run.step, run.counters = state["step"], state["counters"]
-        say(dist, f"resumed from {latest} at step {run.step}")
+        directory, trained, state = latest
+        restore(model, optimizer, scheduler, trained, state)
+        run.step, run.counters = state["step"], dict(state["counters"])
+        run.window = dict(state.get("window") or new_window())
+        # Rows that failed to load before the checkpoint may not be drawn again; the state remembers them.
+        for entry in state.get("skipped_loading", []):
+            skips.add(entry["where"], entry["reason"], found="loading")
+        say(dist, f"resumed from {directory} at step {run.step}")
+    run.counters["skipped_rows"] = len(skips)
+    if dist.main:
+        write_jsonl_atomic(out_dir / "skipped.jsonl", skips.entries)
     return run
 
 
@@ -180,30 +191,40 @@ def train(run: Run) -> None:
         batch_size=None, num_workers=cfg.data.num_workers,
     )
     batches = iter(loader)
-    logger = MetricsLogger(run.out_dir, cfg.train.logger, dist.main)
+    logger = MetricsLogger(run.out_dir, cfg.train.logger, dist.main, resumed_at=run.step)
     bar = tqdm(total=cfg.train.steps, initial=run.step, desc="align", unit="step", disable=not dist.main)
-    window = {"loss": 0.0, "tokens": 0, "audio_s": 0.0, "t0": time.perf_counter(), "steps": 0}
+    # Throughput is timed in this process only; the window's sums may span a resume (they are saved
+    # with each checkpoint), so a resumed run logs the same losses as an uninterrupted one.
+    clock = {"t0": time.perf_counter(), "tokens": 0, "audio_s": 0.0}
     model.train()
     while run.step < cfg.train.steps:
         micro = [next(batches) for _ in range(accum)]
-        loss, tokens, audio_s = step(run, micro)
+        loss, tokens, audio_s, applied = step(run, micro)
         run.step += 1
         bar.update(1)
-        window["loss"] += loss * tokens
-        window["tokens"] += tokens
+        window = run.window
+        if applied:
+            window["loss"] += loss * tokens
+            window["tokens"] += tokens
+        else:
+            window["skipped_steps"] += 1  # a NaN/inf loss would make the window mean NaN
         window["audio_s"] += audio_s
         window["steps"] += 1
+        clock["tokens"] += tokens
+        clock["audio_s"] += audio_s
         if run.step % cfg.train.log_every == 0 or run.step == cfg.train.steps:
-            elapsed = time.perf_counter() - window["t0"]
+            elapsed = time.perf_counter() - clock["t0"]
             metrics = {
-                "step": run.step, "loss": window["loss"] / max(1, window["tokens"]),
-                "lr": run.scheduler.get_last_lr()[0], "tokens_per_s": window["tokens"] / elapsed,
-                "audio_s_per_s": window["audio_s"] / elapsed, **run.counters,
+                "step": run.step, "loss": window["loss"] / window["tokens"] if window["tokens"] else None,
+                "lr": run.scheduler.get_last_lr()[0], "tokens_per_s": clock["tokens"] / elapsed,
+                "audio_s_per_s": clock["audio_s"] / elapsed, "skipped_steps": window["skipped_steps"],
+                **run.counters,
             }
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['lr']:.1e}",
-                            audio_x=f"{metrics['audio_s_per_s']:.1f}")
+            bar.set_postfix(loss="-" if metrics["loss"] is None else f"{metrics['loss']:.3f}",
+                            lr=f"{metrics['lr']:.1e}", audio_x=f"{metrics['audio_s_per_s']:.1f}")
             logger.log(metrics)
-            window = {"loss": 0.0, "tokens": 0, "audio_s": 0.0, "t0": time.perf_counter(), "steps": 0}
+            run.window = new_window()
+            clock = {"t0": time.perf_counter(), "tokens": 0, "audio_s": 0.0}
         if cfg.train.eval_every and (run.step % cfg.train.eval_every == 0 or run.step == cfg.train.steps) and run.valid:
             scores = validation_scores(run)
             logger.log({"step": run.step, **scores})
@@ -214,22 +235,29 @@ def train(run: Run) -> None:
         if run.step % cfg.train.save_every == 0 or run.step == cfg.train.steps:
             if dist.main:
                 save_step(run.out_dir, run.step, model, run.optimizer, run.scheduler, run.counters,
-                          asdict(cfg), cfg.train.keep_last)
+                          asdict(cfg), cfg.train.keep_last,
+                          progress={"window": dict(run.window), "skipped_loading": run.skips.found_loading()})
             distributed.barrier()
     bar.close()
     logger.close()
 
 
-def step(run: Run, micro: list[dict]) -> tuple[float, int, float]:
-    """One optimiser step over `micro` batches; returns (mean token loss, tokens, audio seconds) globally."""
+def new_window() -> dict:
+    """Sums over the steps since the last metrics row; plain numbers, so they are saved with a checkpoint."""
+    return {"loss": 0.0, "tokens": 0, "audio_s": 0.0, "steps": 0, "skipped_steps": 0}
+
+
+def step(run: Run, micro: list[dict]) -> tuple[float, int, float, bool]:
+    """One optimiser step over `micro` batches; returns (mean token loss, tokens, audio seconds) globally
+    and whether the step was applied (False: a NaN/inf loss, skipped on every rank)."""
     cfg, dist, model = run.cfg, run.dist, run.model
-    for b in micro:
-        for reason in b["skipped"]:
-            say(dist, f"skipped: {reason}")
-        run.counters["skipped_rows"] += len(b["skipped"])
+    failed = [entry for b in micro for entry in b["skipped"]]
     live = [b for b in micro if b["rows"]]
     local_tokens = sum(b["num_targets"] for b in live)
-    tokens = int(distributed.all_sum(torch.tensor(float(local_tokens), device=dist.device)).item())
+    # The failure count rides on the token all-reduce, so steps without failures cost no extra collective.
+    totals = distributed.all_sum(torch.tensor([float(local_tokens), float(len(failed))], device=dist.device))
+    tokens = int(totals[0].item())
+    record_skips(run, failed, anyone=totals[1].item() > 0)
     loss_sum = torch.zeros((), device=dist.device)
     for b in live:
         with autocast(cfg, dist.device):
@@ -246,20 +274,45 @@ def step(run: Run, micro: list[dict]) -> tuple[float, int, float]:
         (loss / max(tokens, 1)).backward()
         loss_sum += objective.detach()
     mean_loss = float(distributed.all_sum(loss_sum).item()) / max(tokens, 1)
-    audio_s = float(distributed.all_sum(torch.tensor(sum(b.get("audio_seconds", 0.0) for b in live),
+    # float() even when every row of this rank's batches failed to load: an int64 sum here would meet
+    # the other ranks' float32 in the all-reduce and abort the run.
+    audio_s = float(distributed.all_sum(torch.tensor(float(sum(b.get("audio_seconds", 0.0) for b in live)),
                                                      device=dist.device)).item())
     if not math.isfinite(mean_loss):
         # Every rank sees the same all-reduced loss, so all skip together.
         run.counters["nan_steps"] += 1
         run.optimizer.zero_grad(set_to_none=True)
-        return mean_loss, 0, audio_s
+        return mean_loss, 0, audio_s, False
     distributed.sum_gradients(run.params, dist.world)
     if cfg.train.clip_grad > 0:
         torch.nn.utils.clip_grad_norm_(run.params, cfg.train.clip_grad)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    return mean_loss, tokens, audio_s
+    return mean_loss, tokens, audio_s, True
+
+
+def record_skips(run: Run, failed: list[dict], anyone: bool) -> None:
+    """Add rows that failed to load ({where, reason}) to the run's SkipLog, each once, on every rank.
+
+    All ranks take part in the gather whenever any rank has failures (`anyone`, from an all-reduce), so
+    every rank keeps the same list and the same `skipped_rows`; the main rank appends new entries to
+    skipped.jsonl as they are found.
+    """
+    if run.dist.world > 1 and anyone:
+        import torch.distributed as torch_dist
+
+        gathered: list = [None] * run.dist.world
+        torch_dist.all_gather_object(gathered, failed)
+        failed = [entry for part in gathered for entry in part]
+    new = [e for e in failed if run.skips.add(e["where"], e["reason"], found="loading")]
+    if not new:
+        return
+    run.counters["skipped_rows"] = len(run.skips)
+    for e in new:
+        say(run.dist, f"skipped: {e['where']}: {e['reason']}")
+    if run.dist.main:
+        append_jsonl(run.out_dir / "skipped.jsonl", run.skips.entries[-len(new):])
 
 
 def ctc_loss(model: LALM, batch: dict, device) -> torch.Tensor:
@@ -298,7 +351,9 @@ def validation_scores(run: Run) -> dict[str, float]:
     loader = BatchLoader(run.valid, lambda: iter(cut_batches(order, run.valid, cfg.data)), model.processor,
                          dist.rank, dist.world, start=0, feature_cache=run.cache, objective=cfg.train.objective)
     total = torch.zeros(4, device=dist.device)  # loss, tokens, word errors, reference words
+    failed: list[dict] = []
     for b in loader:
+        failed += b["skipped"]
         if not b["rows"]:
             continue
         with autocast(cfg, dist.device):
@@ -316,7 +371,9 @@ def validation_scores(run: Run) -> dict[str, float]:
                 out = model(**to_device(model_inputs(b), dist.device))
                 total += torch.stack([out["loss_sum"].float(), out["num_tokens"].float(),
                                       torch.zeros((), device=dist.device), torch.zeros((), device=dist.device)])
-    loss_sum, tokens, errors, words = distributed.all_sum(total).tolist()
+    total = torch.cat([total, torch.tensor([float(len(failed))], device=dist.device)])
+    loss_sum, tokens, errors, words, any_failed = distributed.all_sum(total).tolist()
+    record_skips(run, failed, anyone=any_failed > 0)
     scores = {"valid_loss": loss_sum / max(tokens, 1)}
     if ctc:
         scores["valid_wer"] = errors / max(words, 1)
@@ -346,6 +403,7 @@ def publish_final(stage_final: Path, target: Path) -> Path:
     from lalm.checkpoint import replace_dir
 
     if distributed.init().main:
+        remove_leftovers(target.parent)  # of an earlier publish that a kill interrupted
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             shutil.copytree(stage_final, tmp, dirs_exist_ok=True)
@@ -392,16 +450,25 @@ def say(dist: distributed.Dist, text: str) -> None:
 
 
 class MetricsLogger:
-    """metrics.jsonl always; TensorBoard or W&B through `train.logger`."""
+    """metrics.jsonl always; TensorBoard or W&B through `train.logger`.
 
-    def __init__(self, out_dir: Path, kind: str, active: bool):
+    A run resumed at step N (0: started over) repeats the steps after N, so rows past N that the
+    interrupted run logged are cut first (an atomic rewrite), and the log reads as one uninterrupted
+    run. Each row is one synced whole-line append, so a kill leaves at most a torn last line, which
+    the cut or the next append removes.
+    """
+
+    def __init__(self, out_dir: Path, kind: str, active: bool, resumed_at: int = 0):
         self.active = active
-        self.file = (out_dir / "metrics.jsonl").open("a") if active else None
+        self.path = out_dir / "metrics.jsonl"
+        if active:
+            cut_log(self.path, resumed_at)
         self.backend = None
         if active and kind == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
 
-            self.backend = SummaryWriter(str(out_dir / "tensorboard"))
+            # purge_step hides the events the interrupted run logged after the checkpoint.
+            self.backend = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resumed_at + 1)
         elif active and kind == "wandb":
             import wandb
 
@@ -410,8 +477,7 @@ class MetricsLogger:
     def log(self, metrics: dict) -> None:
         if not self.active:
             return
-        self.file.write(json.dumps(metrics) + "\n")
-        self.file.flush()
+        append_jsonl(self.path, [metrics])
         step = metrics["step"]
         scalars = {k: v for k, v in metrics.items() if k != "step" and isinstance(v, (int, float))}
         if hasattr(self.backend, "add_scalar"):
@@ -421,10 +487,16 @@ class MetricsLogger:
             self.backend.log(scalars, step=step)
 
     def close(self) -> None:
-        if self.file:
-            self.file.close()
         if self.backend is not None and hasattr(self.backend, "close"):
             self.backend.close()
+
+
+def cut_log(path: Path, step: int) -> None:
+    """Keep only the rows of steps up to `step`; a torn last line is left to the next `append_jsonl`."""
+    rows = read_jsonl_skip_torn_tail(path)
+    kept = [row for row in rows if row.get("step", 0) <= step]
+    if len(kept) != len(rows):
+        write_jsonl_atomic(path, kept)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from lalm.audio import AudioError, load_audio, probe_audio
+from lalm.jsonl import read_lines
 from lalm.model import pad_waveforms
 from lalm.processor import IGNORE, collate
 from train.config import DataConfig, SourceConfig
@@ -32,6 +34,8 @@ class Row:
     prompt: str | None
     truncated: bool
     transcript: str | None
+    where: str = ""
+    """`file:line` of the row, how skips name it (last, with a default, so rows built by hand still fit)."""
 
     def conversation(self, text_instead_of_audio: str | None = None) -> list[dict]:
         """The user turn: the audio (or, for the distillation teacher, its transcript), then the prompt."""
@@ -42,13 +46,32 @@ class Row:
 
 
 class SkipLog:
-    """Rows left out of training, with reasons; reported, never silent, never fatal."""
+    """Rows left out of training or validation, each listed once with file:line and reason; never fatal.
+
+    Rows are set aside when the sources are read (`found: reading`: text, JSON, fields, audio header,
+    length) and when a batch loads them (`found: loading`: audio that fails to decode, a clip missing
+    from the feature cache). A row that failed once fails at every draw, so it is listed and counted
+    once, by its file:line, however often the plan draws it.
+    """
 
     def __init__(self):
         self.entries: list[dict] = []
+        self._seen: set[str] = set()
 
-    def add(self, where: str, reason: str) -> None:
-        self.entries.append({"where": where, "reason": reason})
+    def add(self, where: str, reason: str, found: str = "reading") -> bool:
+        """Record a skipped row; False when that row is already listed."""
+        if where in self._seen:
+            return False
+        self._seen.add(where)
+        self.entries.append({"where": where, "reason": reason, "found": found})
+        return True
+
+    def found_loading(self) -> list[dict]:
+        """The entries found while loading batches: a resumed run cannot find them again by reading."""
+        return [e for e in self.entries if e.get("found") == "loading"]
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
     def summary(self) -> str:
         if not self.entries:
@@ -56,42 +79,91 @@ class SkipLog:
         return f"{len(self.entries)} rows skipped (first: {self.entries[0]['where']}: {self.entries[0]['reason']})"
 
 
+class RowError(ValueError):
+    """Why one source row cannot be used; it becomes a skip, never a crash."""
+
+
 def read_source(index: int, cfg: SourceConfig, max_seconds: float, transcript_field: str,
-                skips: SkipLog) -> list[Row]:
-    """Rows of one JSONL source; bad rows go to `skips` with file, line and reason."""
+                skips: SkipLog, probes: dict | None = None) -> list[Row]:
+    """Rows of one JSONL source; bad rows go to `skips` with file, line and reason.
+
+    `probes` caches audio headers by path across sources (a corpus is often both an ASR and a SIFT
+    source), so each file is probed once.
+    """
     path = Path(cfg.path)
     if not path.is_file():
         raise FileNotFoundError(f"data source {path} does not exist; fix data.train/valid paths in the config")
+    probes = {} if probes is None else probes
     rows = []
-    with path.open() as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                raw = json.loads(line)
-                audio = str((path.parent / raw["audio"]) if not Path(raw["audio"]).is_absolute() else raw["audio"])
-                target = raw.get(cfg.target_field)
-                if not isinstance(target, str) or not target.strip():
-                    skips.add(where, f"no text in target field {cfg.target_field!r}")
-                    continue
-                duration = raw.get("duration") or probe_audio(audio).duration
-            except json.JSONDecodeError as err:
-                skips.add(where, f"bad JSON ({err})")
-                continue
-            except KeyError as err:
-                skips.add(where, f"missing field {err}")
-                continue
-            except AudioError as err:
-                skips.add(where, str(err))
-                continue
-            if duration > max_seconds:
-                skips.add(where, f"{duration:.1f} s is over data.max_audio_seconds={max_seconds}")
-                continue
-            prompt = cfg.prompt if cfg.prompt is not None else raw.get(cfg.prompt_field)
-            rows.append(Row(index, line_no, str(raw.get("id", where)), audio, float(duration), target,
-                            prompt or None, bool(raw.get("truncated", False)), raw.get(transcript_field)))
+    for line_no, line, undecodable in read_lines(path):
+        where = f"{path}:{line_no}"
+        try:
+            if undecodable:
+                raise RowError(undecodable)
+            rows.append(parse_row(index, cfg, path, line_no, line, max_seconds, transcript_field, probes))
+        except RowError as err:
+            skips.add(where, str(err))
     return rows
+
+
+def parse_row(index: int, cfg: SourceConfig, path: Path, line_no: int, line: str, max_seconds: float,
+              transcript_field: str, probes: dict) -> Row:
+    """One source line as a Row, or a RowError naming the first thing wrong with it."""
+    where = f"{path}:{line_no}"  # the row's name in skips and logs, also its id when it has none
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise RowError(f"bad JSON ({err})") from err
+    if not isinstance(raw, dict):
+        raise RowError(f"expected a JSON object, got {type(raw).__name__}")
+    if "audio" not in raw:
+        raise RowError("missing field 'audio'")
+    audio = raw["audio"]
+    if not isinstance(audio, str) or not audio.strip():
+        raise RowError(f"audio: expected a file path, got {audio!r}")
+    target = raw.get(cfg.target_field)
+    if not isinstance(target, str) or not target.strip():
+        raise RowError(f"no text in target field {cfg.target_field!r}")
+    prompt = cfg.prompt if cfg.prompt is not None else raw.get(cfg.prompt_field)
+    if prompt is not None and not isinstance(prompt, str):
+        raise RowError(f"{cfg.prompt_field}: expected text or null as the prompt, got {prompt!r}")
+    transcript = raw.get(transcript_field)
+    if transcript is not None and not isinstance(transcript, str):
+        raise RowError(f"{transcript_field}: expected text or null as the transcript, got {transcript!r}")
+    truncated = raw.get("truncated", False)
+    if truncated is not None and not isinstance(truncated, bool):
+        raise RowError(f"truncated: expected true or false, got {truncated!r}")
+    stated = raw.get("duration")
+    if stated is not None and not _seconds(stated):
+        raise RowError(f"duration: expected a positive number of seconds, got {stated!r}")
+    audio = audio if Path(audio).is_absolute() else str(path.parent / audio)
+    # The header, not the row, says how long the clip is: a stale or wrong `duration` would let a long
+    # clip past max_audio_seconds and overfill batch_seconds, and a missing file would pass unnoticed.
+    duration = probe_seconds(audio, probes)
+    if duration > max_seconds:
+        said = f" (the row says {stated} s)" if stated is not None and abs(stated - duration) > 0.1 else ""
+        raise RowError(f"{audio}: {duration:.1f} s{said} is over data.max_audio_seconds={max_seconds}")
+    row_id = raw.get("id")
+    return Row(index, line_no, str(row_id if row_id is not None else where), audio, duration, target,
+               prompt or None, bool(truncated), transcript, where)
+
+
+def _seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def probe_seconds(audio: str, probes: dict) -> float:
+    """The clip's length from its header (cheap: no decoding), cached per path; RowError when unreadable."""
+    if audio not in probes:
+        try:
+            # No length cap here: data.max_audio_seconds decides, with its own message.
+            probes[audio] = probe_audio(audio, max_seconds=math.inf).duration
+        except AudioError as err:
+            probes[audio] = str(err)  # a second row on the same file gets the same reason
+    found = probes[audio]
+    if isinstance(found, str):
+        raise RowError(found)
+    return found
 
 
 def held_out(row_id: str, fraction: float) -> bool:
@@ -102,9 +174,11 @@ def held_out(row_id: str, fraction: float) -> bool:
 
 def load_rows(cfg: DataConfig, transcript_field: str, skips: SkipLog) -> tuple[list[Row], list[Row], list[float]]:
     """(train rows, validation rows, per-source weights)."""
-    train = [read_source(i, s, cfg.max_audio_seconds, transcript_field, skips) for i, s in enumerate(cfg.train)]
+    probes: dict = {}
+    train = [read_source(i, s, cfg.max_audio_seconds, transcript_field, skips, probes) for i, s in enumerate(cfg.train)]
     if cfg.valid:
-        valid = [r for i, s in enumerate(cfg.valid) for r in read_source(i, s, cfg.max_audio_seconds, transcript_field, skips)]
+        valid = [r for i, s in enumerate(cfg.valid)
+                 for r in read_source(i, s, cfg.max_audio_seconds, transcript_field, skips, probes)]
     else:
         valid = [r for rows in train for r in rows if held_out(r.id, cfg.valid_fraction)]
         train = [[r for r in rows if not held_out(r.id, cfg.valid_fraction)] for rows in train]
@@ -161,8 +235,8 @@ def cut_batches(order: list[int], rows: list[Row], cfg: DataConfig) -> list[list
 class BatchLoader(torch.utils.data.IterableDataset):
     """Loads this rank's batches of the plan, from `start` on; workers split them round-robin.
 
-    Audio that fails to load is skipped and reported in the batch's `skipped` list, so a bad file
-    costs one row, not a multi-hour run.
+    Audio that fails to load is skipped and reported in the batch's `skipped` list ({where, reason}
+    per row, for the trainer's SkipLog), so a bad file costs one row, not a multi-hour run.
     """
 
     def __init__(self, rows: list[Row], plan_factory, processor, rank: int, world: int, start: int,
@@ -196,8 +270,11 @@ class BatchLoader(torch.utils.data.IterableDataset):
                     clip = self.feature_cache.get(row.audio)
                 else:
                     clip = torch.from_numpy(load_audio(row.audio))
-            except (AudioError, KeyError) as err:
-                skipped.append(f"{row.audio}: {err}")
+            except AudioError as err:
+                skipped.append({"where": row.where or row.audio, "reason": str(err)})
+                continue
+            except KeyError as err:
+                skipped.append({"where": row.where or row.audio, "reason": str(err.args[0]) if err.args else row.audio})
                 continue
             clips.append(clip)
             kept.append(row)

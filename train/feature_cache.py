@@ -46,8 +46,13 @@ class FeatureCache:
         path = self.file(audio)
         if not path.is_file():
             raise KeyError(f"{audio} is not in the feature cache {self.dir}")
-        data = load_file(path)
-        data["num_samples"] = int(data.pop(NUM_SAMPLES))
+        try:
+            data = load_file(path)
+            data["num_samples"] = int(data.pop(NUM_SAMPLES))
+        except Exception as err:  # safetensors raises its own error type for a damaged file
+            # A damaged entry costs its row (a named skip), not the run; deleting it re-encodes it.
+            raise KeyError(f"{audio}: the feature cache entry {path} is damaged ({err}); delete it and "
+                           "rerun to encode the clip again") from err
         return data
 
     def put(self, audio: str, num_samples: int, features: dict[str, torch.Tensor]) -> None:
@@ -56,9 +61,14 @@ class FeatureCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
-        tensors = {n: f.contiguous().cpu() for n, f in features.items()}
-        save_file({**tensors, NUM_SAMPLES: torch.tensor([num_samples])}, tmp)
-        os.replace(tmp, path)
+        try:
+            tensors = {n: f.contiguous().cpu() for n, f in features.items()}
+            save_file({**tensors, NUM_SAMPLES: torch.tensor([num_samples])}, tmp)
+            os.replace(tmp, path)
+        finally:
+            # A failed write (disk full) must not leave a temp file behind for every clip it failed on.
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def collate(self, clips: list[dict]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         out = {}
