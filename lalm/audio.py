@@ -14,6 +14,9 @@ from lalm.errors import UserError
 
 #: Longer clips are almost always a wrong file (a whole podcast, a concatenated corpus).
 MAX_SECONDS = 600.0
+#: Per clip in a conversation: the one default of the terminal chat and the server (`--max-audio-seconds`
+#: on both), so a clip the chat takes is one the server takes too.
+MAX_CLIP_SECONDS = 120.0
 
 
 class AudioError(UserError, ValueError):
@@ -32,8 +35,9 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> AudioInfo:
-    """Check that a file exists, is readable and has a sane length, without decoding it all."""
+def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS, setting: str = "max_seconds") -> AudioInfo:
+    """Check that a file exists, is readable and has a sane length, without decoding it all.
+    `setting` names the limit in the error: what the caller's user would raise."""
     path = str(path)
     if not Path(path).is_file():
         raise AudioError(f"{path}: no such audio file")
@@ -47,14 +51,14 @@ def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> AudioInfo
     if duration > max_seconds:
         raise AudioError(
             f"{path}: {duration:.0f} s of audio is longer than the {max_seconds:.0f} s limit; "
-            "split it into utterances or raise max_seconds"
+            f"split it into utterances or raise {setting}"
         )
     return AudioInfo(path, info.samplerate, info.channels, info.frames)
 
 
-def load_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+def load_audio(path: str | Path, max_seconds: float = MAX_SECONDS, setting: str = "max_seconds") -> np.ndarray:
     """Decode a wav/flac/ogg/mp3 file to 16 kHz mono float32 in [-1, 1]."""
-    info = probe_audio(path, max_seconds)
+    info = probe_audio(path, max_seconds, setting)
     try:
         data, rate = sf.read(info.path, dtype="float32", always_2d=True)
     except Exception as err:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from lalm.audio import AudioError, load_audio
+from lalm.audio import MAX_CLIP_SECONDS, AudioError, load_audio
 from lalm.cli import add_model_arguments, load_model
 from lalm.encoders.base import SAMPLE_RATE
 from lalm.errors import run_command
@@ -44,12 +44,13 @@ class ChatSession:
     model: LALM
     sampling: Sampling
     system_prompt: str | None = None
+    max_audio_seconds: float = MAX_CLIP_SECONDS  # per clip, as the server's default
     history: Conversation = field(default_factory=list)
     clips: list[EncodedClip] = field(default_factory=list)
     attached: list[EncodedClip] = field(default_factory=list)
 
     def attach(self, path: str) -> EncodedClip:
-        clip = self.model.encode_clip(load_audio(path))
+        clip = self.model.encode_clip(load_audio(path, self.max_audio_seconds, setting="--max-audio-seconds"))
         self.attached.append(clip)
         return clip
 
@@ -165,13 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy decoding")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (with --temperature > 0)")
     parser.add_argument("--system-prompt", help="system message (default: the model config's, if any)")
+    parser.add_argument("--max-audio-seconds", type=float, default=MAX_CLIP_SECONDS,
+                        help="per clip; lalm.serve has the same flag and default (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true", help="per turn: encoder passes, tokens, time (stderr)")
     args = parser.parse_args(argv)
     if args.max_new_tokens < 1 or args.temperature < 0 or not 0 < args.top_p <= 1:
         parser.error("need --max-new-tokens >= 1, --temperature >= 0 and 0 < --top-p <= 1")
 
     model = load_model(args)
-    session = ChatSession(model, Sampling(args.max_new_tokens, args.temperature, args.top_p), args.system_prompt)
+    session = ChatSession(model, Sampling(args.max_new_tokens, args.temperature, args.top_p), args.system_prompt,
+                          args.max_audio_seconds)
     if sys.stdin.isatty():
         print("type a message, or /audio PATH [text]; /help lists the commands")
     try:

@@ -20,6 +20,8 @@ import itertools
 import json
 import logging
 import os
+import select
+import socket
 import sys
 import threading
 import time
@@ -32,6 +34,8 @@ from lalm.cli import add_model_arguments, load_model, model_name
 from lalm.errors import run_command
 from lalm.serve_api import APIError, Limits, ResponseShape, parse_chat_request
 from lalm.serve_batch import Backend, BatchWorker, HFBackend, Job
+
+DEFAULT_BACKLOG = 128  # socketserver's 5 resets connections of a modest burst
 
 log = logging.getLogger("lalm.serve")
 
@@ -55,7 +59,8 @@ class App:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], app: App):
+    def __init__(self, address: tuple[str, int], app: App, backlog: int = DEFAULT_BACKLOG):
+        self.request_queue_size = backlog  # read by listen() in the base __init__
         super().__init__(address, Handler)
         self.app = app
 
@@ -116,12 +121,16 @@ class Handler(BaseHTTPRequestHandler):
     def chat_completions(self) -> None:
         app = self.server.app
         request = parse_chat_request(self.read_json(), app.limits, app.default_temperature, app.default_top_p)
-        job = app.worker.submit(request)
+        job = app.worker.submit(request, app.limits.max_prompt_tokens)
         shape = ResponseShape(app.model_name)
-        if request.stream:
-            self.stream(job, shape, request.include_usage)
-        else:
-            self.send_json(200, shape.completion(job.result()))
+        try:
+            if request.stream:
+                self.stream(job, shape, request.include_usage)
+            else:
+                self.send_json(200, shape.completion(job.result(self.client_connected)))
+        except OSError:  # a failed write, or a closed connection seen while waiting: stop the row
+            job.cancelled.set()
+            raise
 
     def models(self) -> None:
         app = self.server.app
@@ -131,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
     def health(self) -> None:
         app = self.server.app
         self.send_json(200, {"status": "ok", "model": app.model_name, "auth_required": app.api_key is not None,
-                             "max_tokens": app.limits.max_tokens})
+                             "max_tokens": app.limits.max_tokens, "max_audio_seconds": app.limits.max_audio_seconds})
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -156,10 +165,24 @@ class Handler(BaseHTTPRequestHandler):
             return json.loads(raw)
         except ValueError as err:
             raise APIError(400, f"the request body is not valid JSON ({err})", code="invalid_json") from err
+        except RecursionError as err:  # the parser recurses once per nested [ or {
+            raise APIError(400, "the request body nests arrays or objects too deeply to parse",
+                           code="invalid_json") from err
+
+    def client_connected(self) -> bool:
+        """False once the client has closed its end: its socket reads as end-of-file. (A client that
+        pipelines its next request reads as data, and counts as connected.)"""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return not readable or self.connection.recv(1, socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)) != b""
+        except BlockingIOError:
+            return True
+        except (OSError, ValueError):  # reset, or already closed
+            return False
 
     def stream(self, job: Job, shape: ResponseShape, include_usage: bool) -> None:
         """Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`."""
-        events = job.events()
+        events = job.events(self.client_connected)
         first = next(events)  # an error before the first token still gets a plain JSON error answer
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -167,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            self.send_event(shape.chunk({"role": "assistant", "content": ""}))
+            self.send_event(shape.chunk({"role": "assistant", "content": "", "refusal": None}))
             for event in itertools.chain([first], events):
                 if isinstance(event, str):
                     self.send_event(shape.chunk({"content": event}))
@@ -177,10 +200,6 @@ class Handler(BaseHTTPRequestHandler):
                         self.send_event(shape.usage_chunk(event))
         except APIError as err:
             self.send_event(err.body())
-        except OSError:
-            job.cancelled.set()  # stops the row at its next token
-            self.close_connection = True
-            return
         self.write_chunk(b"data: [DONE]\n\n")
         self.write_chunk(b"")  # the end of a chunked body
 
@@ -193,8 +212,27 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status: int, payload: dict) -> None:
         # An error sent before the body was read leaves the body in the socket: close the connection.
-        unread = not self.body_read and int(self.headers.get("Content-Length") or 0) > 0
+        # (Any body: a chunked one, or one whose Content-Length is not a number, is unread too.)
+        length = self.headers.get("Content-Length", "0").strip()
+        unread = not self.body_read and (length != "0" or "Transfer-Encoding" in self.headers)
         self.send_bytes(status, json.dumps(payload).encode(), "application/json", close=unread)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, unknown method, URI or headers too long) in
+        the API's JSON error shape, not its HTML page. It may run before the headers are parsed."""
+        self.log_error("code %d, message %s", code, message)
+        text = message or self.responses.get(code, ("error",))[0]
+        if code == 501 and self.command:
+            text = f"{text}; this server takes GET and POST"
+        data = json.dumps(APIError(code, text, code=None).body()).encode()
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(data)
 
     def send_file(self, path: Path) -> None:
         self.send_bytes(200, path.read_bytes(), CONTENT_TYPES[path.suffix] + "; charset=utf-8")
@@ -241,31 +279,52 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lalm.serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines (set an API key)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="0.0.0.0 to accept other machines (set an API key) (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="0: any free port (default: %(default)s)")
+    parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
+                        help="connections the kernel queues before the server accepts them; the kernel caps it "
+                        "at net.core.somaxconn (default: %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("LALM_API_KEY"),
                         help="require 'Authorization: Bearer KEY' on /v1 routes (default: $LALM_API_KEY)")
     parser.add_argument("--served-model-name", help="the model id in /v1/models (default: checkpoint folder name)")
-    parser.add_argument("--max-batch", type=int, default=8, help="requests per generation call")
+    parser.add_argument("--max-batch", type=int, default=8, help="requests per generation call (default: %(default)s)")
     parser.add_argument("--batch-window-ms", type=float, default=20.0,
-                        help="how long an idle worker waits for more requests before generating")
-    parser.add_argument("--temperature", type=float, default=0.0, help="for requests without one; 0: greedy")
-    parser.add_argument("--top-p", type=float, default=1.0, help="for requests without one")
+                        help="how long an idle worker waits for more requests before generating "
+                        "(default: %(default)s)")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="for requests without one; 0: greedy (default: %(default)s)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="for requests without one (default: %(default)s)")
     limits = Limits()
     parser.add_argument("--max-tokens", type=int, default=limits.max_tokens,
-                        help="largest max_tokens a request may ask for; also the default")
-    parser.add_argument("--max-audio-mb", type=float, default=limits.max_audio_bytes / 2**20, help="per clip")
-    parser.add_argument("--max-audio-seconds", type=float, default=limits.max_audio_seconds, help="per clip")
-    parser.add_argument("--max-messages", type=int, default=limits.max_messages)
-    parser.add_argument("--max-request-mb", type=float, default=limits.max_request_bytes / 2**20)
+                        help="largest max_tokens a request may ask for; also the default (default: %(default)s)")
+    parser.add_argument("--max-audio-mb", type=float, default=limits.max_audio_bytes / 2**20,
+                        help="per clip, as sent (default: %(default)s)")
+    parser.add_argument("--max-audio-seconds", type=float, default=limits.max_audio_seconds,
+                        help="per clip; lalm.chat has the same flag and default (default: %(default)s)")
+    parser.add_argument("--max-messages", type=int, default=limits.max_messages,
+                        help="messages per request (default: %(default)s)")
+    parser.add_argument("--max-text-chars", type=int, default=limits.max_text_chars,
+                        help="characters of text per request, all messages together (default: %(default)s)")
+    parser.add_argument("--max-prompt-tokens", type=int, default=limits.max_prompt_tokens,
+                        help="tokens of the rendered prompt per request, audio positions included "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-request-mb", type=float, default=limits.max_request_bytes / 2**20,
+                        help="size of a request's JSON body, audio included (default: %(default)s)")
     parser.add_argument("--backend", choices=["hf", "vllm"], default="hf",
-                        help="hf: the kit's model generates; vllm: vLLM generates from the spliced embeddings")
-    parser.add_argument("--vllm-tensor-parallel-size", type=int, default=1)
-    parser.add_argument("--vllm-gpu-memory-utilization", type=float, default=0.85)
-    parser.add_argument("--vllm-max-model-len", type=int)
+                        help="hf: the kit's model generates; vllm: vLLM generates from the spliced embeddings "
+                        "(default: %(default)s)")
+    parser.add_argument("--vllm-tensor-parallel-size", type=int, default=1,
+                        help="GPUs vLLM splits the LLM over (default: %(default)s)")
+    parser.add_argument("--vllm-gpu-memory-utilization", type=float, default=0.85,
+                        help="fraction of GPU memory vLLM may take, weights and KV cache (default: %(default)s)")
+    parser.add_argument("--vllm-max-model-len", type=int,
+                        help="context length vLLM allocates for (default: the LLM's max_position_embeddings)")
     args = parser.parse_args(argv)
-    if min(args.max_batch, args.max_tokens, args.max_messages) < 1 or args.batch_window_ms < 0:
-        parser.error("--max-batch, --max-tokens and --max-messages must be >= 1, --batch-window-ms >= 0")
+    if min(args.max_batch, args.max_tokens, args.max_messages, args.max_text_chars, args.max_prompt_tokens,
+           args.backlog) < 1 or args.batch_window_ms < 0:
+        parser.error("--max-batch, --max-tokens, --max-messages, --max-text-chars, --max-prompt-tokens and "
+                     "--backlog must be >= 1, --batch-window-ms >= 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app = App(
@@ -273,14 +332,15 @@ def main(argv: list[str] | None = None) -> None:
         model_name=args.served_model_name or model_name(args),
         limits=Limits(max_audio_bytes=int(args.max_audio_mb * 2**20), max_audio_seconds=args.max_audio_seconds,
                       max_tokens=args.max_tokens, max_messages=args.max_messages,
-                      max_request_bytes=int(args.max_request_mb * 2**20)),
+                      max_request_bytes=int(args.max_request_mb * 2**20), max_text_chars=args.max_text_chars,
+                      max_prompt_tokens=args.max_prompt_tokens),
         api_key=args.api_key,
         default_temperature=args.temperature,
         default_top_p=args.top_p,
     )
     if args.host not in ("127.0.0.1", "localhost", "::1") and app.api_key is None:
         log.warning("listening on %s without an API key: anyone who can reach it can use the model", args.host)
-    server = Server((args.host, args.port), app)
+    server = Server((args.host, args.port), app, args.backlog)
     log.info("serving %r at %s (web page at /, API at /v1)", app.model_name, server.url)
     try:
         server.serve_forever()

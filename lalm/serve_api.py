@@ -4,6 +4,7 @@ Requests are checked completely here, in the HTTP thread, before they reach the 
 bad request costs no model time and gets a 4xx in OpenAI's error shape naming the offending field
 (`messages[1].content[0].input_audio.data`). Audio arrives as `input_audio` parts (base64 bytes of
 a wav/mp3/flac/ogg file, OpenAI's format) or as vLLM's `audio_url` parts with a `data:` URL.
+A field the server does not implement is refused by name rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -11,23 +12,42 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from lalm.audio import AudioError, prepare_waveform
-from lalm.processor import Conversation
+from lalm.audio import MAX_CLIP_SECONDS, AudioError, prepare_waveform
+from lalm.processor import AUDIO_SENTINEL, TARGET_SENTINEL, Conversation
 from lalm.streaming import Sampling
 
 AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg")
 MAX_SAMPLE_RATE = 192_000
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 DATA_URL = re.compile(r"data:audio/([\w.+-]+);base64,(.*)", re.DOTALL)
+MAX_STOP = 4  # stop sequences per request, as OpenAI allows
+
+#: Fields that are honoured (parse_chat_request reads them).
+HONOURED = {"messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stream",
+            "stream_options", "n", "stop", "seed"}
+#: Fields accepted and not acted on: bookkeeping that cannot change the answer. `model` is echoed (the
+#: server has one), `parallel_tool_calls` only qualifies `tools`, which are refused.
+ACCEPTED = {"model", "user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key",
+            "parallel_tool_calls"}
+#: Fields not implemented, each with the values that ask for nothing (OpenAI's defaults), which pass.
+REFUSED = {
+    "logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"),
+    "functions": (None, []), "function_call": (None, "none"), "response_format": (None, {"type": "text"}),
+    "logit_bias": (None, {}), "frequency_penalty": (None, 0), "presence_penalty": (None, 0),
+    "modalities": (None, ["text"]), "audio": (None,), "prediction": (None,), "reasoning_effort": (None,),
+    "verbosity": (None,), "web_search_options": (None,),
+}
 
 
 class APIError(Exception):
@@ -47,10 +67,14 @@ class Limits:
     """What one request may ask for; each is a server flag (see `lalm.serve`)."""
 
     max_audio_bytes: int = 25 * 2**20  # per clip, as sent (OpenAI's audio upload limit)
-    max_audio_seconds: float = 120.0  # per clip
+    max_audio_seconds: float = MAX_CLIP_SECONDS  # per clip; the terminal chat's limit too
     max_tokens: int = 512  # answer length cap, and the default when a request gives none
     max_messages: int = 64
     max_request_bytes: int = 64 * 2**20  # the whole JSON body
+    # Text is tokenised twice, in the request's thread to measure the prompt and again in the model
+    # thread's generate call, so it is bounded before either: ~25k tokens of English, a fraction of a second.
+    max_text_chars: int = 100_000  # all text parts of all messages together
+    max_prompt_tokens: int = 32_768  # the rendered prompt, audio positions included
 
 
 @dataclass
@@ -62,14 +86,16 @@ class ChatRequest:
     sampling: Sampling
     stream: bool = False
     include_usage: bool = False
+    stop: tuple[str, ...] = ()
 
 
 def parse_chat_request(body: Any, limits: Limits, default_temperature: float = 0.0,
                        default_top_p: float = 1.0) -> ChatRequest:
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object")
+    refuse_unimplemented(body)
     if body.get("n") not in (None, 1):
-        raise APIError(400, "only n=1 is supported", "n")
+        raise APIError(400, "only n=1 is supported", "n", "unsupported_parameter")
     stream = body.get("stream") or False
     options = body.get("stream_options") or {}
     if not isinstance(stream, bool) or not isinstance(options, dict):
@@ -78,19 +104,65 @@ def parse_chat_request(body: Any, limits: Limits, default_temperature: float = 0
         max_tokens=parse_max_tokens(body, limits),
         temperature=number(body, "temperature", default_temperature, 0.0, 2.0),
         top_p=number(body, "top_p", default_top_p, 0.0, 1.0, open_low=True),
+        seed=parse_seed(body),
     )
+    stop = parse_stop(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise APIError(400, "'messages' must be a non-empty list", "messages")
     if len(messages) > limits.max_messages:
-        raise APIError(400, f"{len(messages)} messages is more than this server's limit of {limits.max_messages}",
-                       "messages", "too_many_messages")
-    audio: list[np.ndarray] = []  # decoding last: the costly part runs only for otherwise valid requests
-    conversation = [parse_message(m, f"messages[{i}]", audio, limits) for i, m in enumerate(messages)]
-    return ChatRequest(conversation, audio, sampling, stream, bool(options.get("include_usage")))
+        raise APIError(400, f"{len(messages)} messages is more than this server's limit of {limits.max_messages} "
+                       "(--max-messages)", "messages", "too_many_messages")
+    clips: list[tuple[dict, str]] = []
+    conversation = [parse_message(m, f"messages[{i}]", clips) for i, m in enumerate(messages)]
+    chars = sum(len(text) for text in conversation_texts(conversation))
+    if chars > limits.max_text_chars:
+        raise APIError(400, f"the messages hold {chars:,} characters of text, over this server's limit of "
+                       f"{limits.max_text_chars:,} (--max-text-chars)", "messages", "text_too_long")
+    # Decoding last: the costly part runs only for otherwise valid requests.
+    audio = [audio_part(part, where, limits) for part, where in clips]
+    return ChatRequest(conversation, audio, sampling, stream, bool(options.get("include_usage")), stop)
 
 
-def parse_message(message: Any, where: str, audio: list[np.ndarray], limits: Limits) -> dict:
+def refuse_unimplemented(body: dict) -> None:
+    """A field asking for something this server does not do is a 400 naming it, as OpenAI answers
+    fields it does not know: ignoring it would return an answer that silently is not what was asked."""
+    for key, value in body.items():
+        if key in HONOURED or key in ACCEPTED:
+            continue
+        if key not in REFUSED:
+            raise APIError(400, f"unrecognized request field {key!r}; this server implements "
+                           f"{', '.join(sorted(HONOURED))}", key, "unsupported_parameter")
+        if not any(value == ok and isinstance(value, bool) == isinstance(ok, bool) for ok in REFUSED[key]):
+            allowed = " or ".join(json.dumps(ok) for ok in REFUSED[key])
+            raise APIError(400, f"'{key}' is not supported by this server (it accepts only {allowed})", key,
+                           "unsupported_parameter")
+
+
+def conversation_texts(conversation: Conversation) -> Iterator[str]:
+    for message in conversation:
+        if isinstance(message["content"], str):
+            yield message["content"]
+        else:
+            yield from (part["text"] for part in message["content"] if part["type"] == "text")
+
+
+def text_field(value: str, where: str) -> str:
+    """Text as the tokenizer can take it: valid Unicode, and free of the processor's reserved characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:  # JSON's "\ud800" escapes decode to lone surrogates
+        raise APIError(400, f"{where} is not valid Unicode: {err.reason} at character {err.start} "
+                       f"({value[err.start]!r})", where, "invalid_text") from err
+    for reserved in (AUDIO_SENTINEL, TARGET_SENTINEL):
+        if (at := value.find(reserved)) >= 0:
+            raise APIError(400, f"{where} holds the character U+{ord(reserved):04X} at {at}, which this server "
+                           "reserves to mark where audio goes in the prompt", where, "invalid_text")
+    return value
+
+
+def parse_message(message: Any, where: str, clips: list[tuple[dict, str]]) -> dict:
+    """The message in the kit's format; its audio parts are appended to `clips` to decode later."""
     if not isinstance(message, dict):
         raise APIError(400, f"{where} must be an object with 'role' and 'content'", where)
     role = ROLES.get(message.get("role"))
@@ -98,7 +170,7 @@ def parse_message(message: Any, where: str, audio: list[np.ndarray], limits: Lim
         raise APIError(400, f"{where}.role {message.get('role')!r} is not one of {sorted(ROLES)}", f"{where}.role")
     content = message.get("content")
     if isinstance(content, str):
-        return {"role": role, "content": content}
+        return {"role": role, "content": text_field(content, f"{where}.content")}
     if not isinstance(content, list):
         raise APIError(400, f"{where}.content must be a string or a list of content parts", f"{where}.content")
     parts = []
@@ -106,9 +178,9 @@ def parse_message(message: Any, where: str, audio: list[np.ndarray], limits: Lim
         here = f"{where}.content[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
-            parts.append({"type": "text", "text": part["text"]})
+            parts.append({"type": "text", "text": text_field(part["text"], f"{here}.text")})
         elif kind in ("input_audio", "audio_url"):
-            audio.append(audio_part(part, here, limits))
+            clips.append((part, here))
             parts.append({"type": "audio"})
         else:
             raise APIError(400, f"{here}: content part type {kind!r} is not supported; use 'text' (with a "
@@ -140,7 +212,7 @@ def decode_audio(data: str, where: str, limits: Limits) -> np.ndarray:
     """Base64 file bytes -> 16 kHz mono float32, checked against the size and duration limits."""
     if len(data) * 3 // 4 > limits.max_audio_bytes:
         raise APIError(400, f"{where}: the clip is {len(data) * 3 // 4:,} bytes, over this server's limit of "
-                       f"{limits.max_audio_bytes:,} bytes", where, "audio_too_large")
+                       f"{limits.max_audio_bytes:,} bytes (--max-audio-mb)", where, "audio_too_large")
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as err:
@@ -150,7 +222,7 @@ def decode_audio(data: str, where: str, limits: Limits) -> np.ndarray:
             seconds = f.frames / f.samplerate
             if seconds > limits.max_audio_seconds:
                 raise APIError(400, f"{where}: the clip is {seconds:.1f} s long, over this server's limit of "
-                               f"{limits.max_audio_seconds:g} s", where, "audio_too_long")
+                               f"{limits.max_audio_seconds:g} s (--max-audio-seconds)", where, "audio_too_long")
             if f.samplerate > MAX_SAMPLE_RATE:
                 raise APIError(400, f"{where}: {f.samplerate} Hz audio is over {MAX_SAMPLE_RATE} Hz", where,
                                "invalid_audio")
@@ -175,8 +247,27 @@ def parse_max_tokens(body: dict, limits: Limits) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise APIError(400, f"'{key}' must be a positive integer", key)
     if value > limits.max_tokens:
-        raise APIError(400, f"'{key}' is {value}, over this server's limit of {limits.max_tokens}", key,
-                       "max_tokens_too_large")
+        raise APIError(400, f"'{key}' is {value}, over this server's limit of {limits.max_tokens} (--max-tokens)",
+                       key, "max_tokens_too_large")
+    return value
+
+
+def parse_stop(body: dict) -> tuple[str, ...]:
+    """`stop`: a string or a list of up to 4 non-empty strings (OpenAI's rule); null means none."""
+    value = body.get("stop")
+    stop = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    if value is None:
+        return ()
+    if stop is None or len(stop) > MAX_STOP or not all(isinstance(s, str) and s for s in stop):
+        raise APIError(400, f"'stop' must be a non-empty string or a list of at most {MAX_STOP} of them", "stop")
+    return tuple(text_field(s, f"stop[{i}]") for i, s in enumerate(stop))
+
+
+def parse_seed(body: dict) -> int | None:
+    value = body.get("seed")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or not -(2**63) <= value < 2**64):
+        raise APIError(400, "'seed' must be a 64-bit integer", "seed")
     return value
 
 
@@ -201,7 +292,7 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop" or "length"
+    finish_reason: str  # "stop" (end of turn or a stop sequence) or "length"
 
     def usage(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
@@ -220,8 +311,8 @@ class ResponseShape:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
 
     def completion(self, done: Completion) -> dict:
-        choice = {"index": 0, "message": {"role": "assistant", "content": done.text}, "logprobs": None,
-                  "finish_reason": done.finish_reason}
+        message = {"role": "assistant", "content": done.text, "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": done.finish_reason}
         return {**self._head("chat.completion"), "choices": [choice], "usage": done.usage()}
 
     def chunk(self, delta: dict, finish_reason: str | None = None) -> dict:

@@ -5,8 +5,10 @@ safe to call from several threads and a device runs one batch at a time anyway. 
 idle, the first request waits up to `window` seconds for company; requests that arrive while a
 batch runs are taken together by the next one, so under load batches fill without any waiting.
 A batch holds up to `max_batch` requests with equal sampling settings (one `generate` call takes
-one temperature and top-p); their `max_tokens` may differ, and streamed requests batch with the
-others (each row streams on its own).
+one temperature and top-p); their `max_tokens` and stop sequences may differ, and streamed requests
+batch with the others (each row streams on its own). A request is measured against the context in
+its own thread before it is queued, and a batch whose call fails is retried row by row, so one bad
+request fails alone and never its batch.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from jinja2 import TemplateError
@@ -28,62 +30,82 @@ from lalm.streaming import Row, generate_rows
 log = logging.getLogger("lalm.serve")
 
 
-class Job:
-    """One request in flight: the worker writes text deltas and the result; the HTTP thread reads them."""
+class ClientGone(ConnectionError):
+    """The client of a job closed its connection while the job waited or generated."""
 
-    def __init__(self, request: ChatRequest):
+
+class Job:
+    """One request in flight: the worker writes text deltas and the result; the HTTP thread reads them.
+    `prompt_tokens` is the rendered prompt's length, measured (and checked) before the job was queued."""
+
+    def __init__(self, request: ChatRequest, prompt_tokens: int = 0):
         self.request = request
+        self.prompt_tokens = prompt_tokens
         self.cancelled = threading.Event()  # the client went away: stop generating its row
+        self.settled = False  # finished or failed
+        self.sent_text = False  # a delta went out: the row can no longer be retried from scratch
         self._events: queue.Queue[str | Completion | APIError] = queue.Queue()
 
     def text(self, delta: str) -> None:
+        self.sent_text = True
         self._events.put(delta)
 
     def finish(self, completion: Completion) -> None:
+        self.settled = True
         self._events.put(completion)
 
     def fail(self, error: APIError) -> None:
+        self.settled = True
         self._events.put(error)
 
-    def events(self) -> Iterator[str | Completion]:
-        """Text deltas (streamed requests only), then the Completion; raises the APIError of a failure."""
+    def events(self, connected: Callable[[], bool] = lambda: True, poll: float = 0.25) -> Iterator[str | Completion]:
+        """Text deltas (streamed requests only), then the Completion; raises the APIError of a failure.
+        While nothing arrives, `connected` is asked every `poll` seconds whether the client is still
+        there; when it is not, the row is cancelled and ClientGone raised, as a failed write would."""
         while True:
-            event = self._events.get()
+            try:
+                event = self._events.get(timeout=poll)
+            except queue.Empty:
+                if not connected():
+                    self.cancelled.set()
+                    raise ClientGone("the client closed the connection") from None
+                continue
             if isinstance(event, APIError):
                 raise event
             yield event
             if isinstance(event, Completion):
                 return
 
-    def result(self) -> Completion:
-        *_, done = self.events()
+    def result(self, connected: Callable[[], bool] = lambda: True) -> Completion:
+        *_, done = self.events(connected)
         return done
 
 
 class Backend(Protocol):
-    """Runs one batch: every job ends with `finish` or `fail`. All jobs share one sampling batch key."""
+    """Measures a request's prompt before it is queued (`admit`), and runs one batch (`run`): every job
+    ends with `finish` or `fail`. All jobs of a batch share one sampling batch key."""
+
+    def admit(self, request: ChatRequest, max_prompt_tokens: int | None = None) -> int: ...
 
     def run(self, jobs: list[Job]) -> None: ...
 
 
-def admit(model: LALM, jobs: list[Job], context: int | None) -> list[tuple[Job, int]]:
-    """The jobs whose prompt renders and fits the context, with its length in tokens (audio positions
-    included: OpenAI's `prompt_tokens`); the others fail with a 400 instead of failing their batch."""
-    admitted = []
-    for job in jobs:
-        request = job.request
-        try:
-            length = len(model.processor.encode(request.conversation, [len(a) for a in request.audio]).input_ids)
-        except (ValueError, TemplateError) as err:  # the processor, or the chat template's own checks
-            job.fail(APIError(400, f"the conversation cannot be rendered: {err}", "messages"))
-            continue
-        if context and length + request.sampling.max_tokens > context:
-            job.fail(APIError(400, f"the prompt is {length} tokens (audio included) and max_tokens is "
-                              f"{request.sampling.max_tokens}: over the model's context of {context}",
-                              "messages", "context_length_exceeded"))
-            continue
-        admitted.append((job, length))
-    return admitted
+def admit(model: LALM, request: ChatRequest, context: int | None, max_prompt_tokens: int | None = None) -> int:
+    """The prompt's length in tokens (audio positions included: OpenAI's `prompt_tokens`), or an
+    APIError if it does not render or fit. Called in the request's own thread, before it joins a
+    batch, so a prompt that cannot be encoded fails alone and costs the model thread nothing."""
+    try:
+        length = len(model.processor.encode(request.conversation, [len(a) for a in request.audio]).input_ids)
+    except (ValueError, TypeError, TemplateError) as err:  # the processor, tokenizer, or chat template
+        raise APIError(400, f"the conversation cannot be rendered: {err}", "messages") from err
+    if max_prompt_tokens is not None and length > max_prompt_tokens:
+        raise APIError(400, f"the prompt is {length:,} tokens (audio included), over this server's limit of "
+                       f"{max_prompt_tokens:,} (--max-prompt-tokens)", "messages", "prompt_too_long")
+    if context and length + request.sampling.max_tokens > context:
+        raise APIError(400, f"the prompt is {length} tokens (audio included) and max_tokens is "
+                       f"{request.sampling.max_tokens}: over the model's context of {context}",
+                       "messages", "context_length_exceeded")
+    return length
 
 
 class HFBackend:
@@ -93,17 +115,16 @@ class HFBackend:
         self.model = model
         self.context = getattr(model.llm.config, "max_position_embeddings", None)
 
+    def admit(self, request: ChatRequest, max_prompt_tokens: int | None = None) -> int:
+        return admit(self.model, request, self.context, max_prompt_tokens)
+
     def run(self, jobs: list[Job]) -> None:
-        admitted = admit(self.model, jobs, self.context)
-        if not admitted:
-            return
-        ready = [job for job, _ in admitted]
-        rows = [Row(job.request.sampling.max_tokens, job.text if job.request.stream else None, job.cancelled.is_set)
-                for job in ready]
-        texts = generate_rows(self.model, [job.request.conversation for job in ready],
-                              [job.request.audio for job in ready], rows, ready[0].request.sampling)
-        for (job, prompt_tokens), row, text in zip(admitted, rows, texts):
-            job.finish(Completion(text, prompt_tokens, len(row.token_ids), row.finish_reason))
+        rows = [Row(job.request.sampling.max_tokens, job.text if job.request.stream else None, job.cancelled.is_set,
+                    job.request.stop) for job in jobs]
+        texts = generate_rows(self.model, [job.request.conversation for job in jobs],
+                              [job.request.audio for job in jobs], rows, jobs[0].request.sampling)
+        for job, row, text in zip(jobs, rows, texts):
+            job.finish(Completion(text, job.prompt_tokens, len(row.token_ids), row.finish_reason))
 
 
 class BatchWorker:
@@ -125,8 +146,9 @@ class BatchWorker:
         self._queue.put(None)
         self._thread.join()
 
-    def submit(self, request: ChatRequest) -> Job:
-        job = Job(request)
+    def submit(self, request: ChatRequest, max_prompt_tokens: int | None = None) -> Job:
+        """Queue a request; raises its APIError here, in the caller's thread, if the backend refuses it."""
+        job = Job(request, self.backend.admit(request, max_prompt_tokens))
         self._queue.put(job)
         return job
 
@@ -153,11 +175,27 @@ class BatchWorker:
 
     def _loop(self) -> None:
         while (batch := self.next_batch()) is not None:
+            batch = [job for job in batch if not job.cancelled.is_set()]  # their clients left while queued
+            if not batch:
+                continue
             start = time.perf_counter()
-            try:
-                self.backend.run(batch)
-            except Exception as err:  # a failed batch fails its requests, not the server
-                log.exception("generation failed for a batch of %d", len(batch))
-                for job in batch:
-                    job.fail(APIError(500, f"generation failed: {type(err).__name__}: {err}", code="generation_failed"))
+            self._run(batch)
             log.info("batch of %d request(s) in %.2f s", len(batch), time.perf_counter() - start)
+
+    def _run(self, batch: list[Job]) -> None:
+        try:
+            self.backend.run(batch)
+        except Exception as err:  # a failed batch fails its requests, not the server
+            log.exception("generation failed for a batch of %d", len(batch))
+            pending = [job for job in batch if not job.settled]
+            if len(batch) == 1:
+                for job in pending:
+                    job.fail(APIError(500, f"generation failed: {type(err).__name__}: {err}", code="generation_failed"))
+                return
+            # Which row broke the call is unknown: each runs again alone, so only a row that fails by
+            # itself fails. A row that already streamed text cannot start over and fails now.
+            for job in pending:
+                if job.sent_text:
+                    job.fail(APIError(500, f"generation failed: {type(err).__name__}: {err}", code="generation_failed"))
+                elif not job.cancelled.is_set():
+                    self._run([job])

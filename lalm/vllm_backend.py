@@ -20,8 +20,9 @@ import torch
 from lalm.llm import DTYPES, split_gguf_path
 from lalm.model import LALM
 from lalm.paths import resolve_path
-from lalm.serve_api import Completion
+from lalm.serve_api import ChatRequest, Completion
 from lalm.serve_batch import Job, admit
+from lalm.streaming import find_stop
 
 
 class VLLMBackend:
@@ -51,25 +52,29 @@ class VLLMBackend:
         )
         self.context = max_model_len or getattr(model.llm.config, "max_position_embeddings", None)
 
+    def admit(self, request: ChatRequest, max_prompt_tokens: int | None = None) -> int:
+        return admit(self.model, request, self.context, max_prompt_tokens)
+
     @torch.inference_mode()
     def run(self, jobs: list[Job]) -> None:
-        admitted = admit(self.model, jobs, self.context)
-        if not admitted:
-            return
-        ready = [job for job, _ in admitted]
-        batch = self.model.prepare([job.request.conversation for job in ready], [job.request.audio for job in ready])
+        batch = self.model.prepare([job.request.conversation for job in jobs], [job.request.audio for job in jobs])
         embeds = self.model.embed(batch["input_ids"], batch["slots"], batch["audio"])
         real = batch["attention_mask"].bool()  # generation batches are left-padded
-        prompts = [{"prompt_embeds": embeds[i][real[i]].to("cpu", self.dtype)} for i in range(len(ready))]
+        prompts = [{"prompt_embeds": embeds[i][real[i]].to("cpu", self.dtype)} for i in range(len(jobs))]
         params = [
-            self.sampling_params(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p)
-            for s in (job.request.sampling for job in ready)
+            self.sampling_params(max_tokens=job.request.sampling.max_tokens, temperature=job.request.sampling.temperature,
+                                 top_p=job.request.sampling.top_p, seed=job.request.sampling.seed,
+                                 stop=list(job.request.stop) or None)
+            for job in jobs
         ]
         outputs = self.engine.generate(prompts, params, use_tqdm=False)
-        for (job, prompt_tokens), output in zip(admitted, outputs):
+        for job, output in zip(jobs, outputs):
             out = output.outputs[0]
             text = self.model.tokenizer.decode(out.token_ids, skip_special_tokens=True)
+            # vLLM stops at a stop sequence, but its token ids still spell it: cut as the HF path does.
+            cut = find_stop(text, job.request.stop)
+            text = text if cut is None else text[:cut]
             if job.request.stream and text:
                 job.text(text)
-            reason = "length" if out.finish_reason == "length" else "stop"
-            job.finish(Completion(text, prompt_tokens, len(out.token_ids), reason))
+            reason = "length" if out.finish_reason == "length" and cut is None else "stop"
+            job.finish(Completion(text, job.prompt_tokens, len(out.token_ids), reason))

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lalm.audio import MAX_CLIP_SECONDS, AudioError
 from lalm.chat import ChatSession, split_path
+from lalm.serve_api import Limits
 from lalm.streaming import Sampling
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,3 +91,18 @@ def test_split_path():
     assert split_path("a.wav") == ("a.wav", "")
     with pytest.raises(ValueError, match="unclosed quote"):
         split_path('"a.wav')
+
+
+def test_the_chat_takes_the_clips_the_server_takes(tiny_model, tmp_path):
+    """One per-clip limit for both: a clip the chat attaches is one the server accepts."""
+    assert ChatSession(tiny_model, Sampling(3)).max_audio_seconds == Limits().max_audio_seconds == MAX_CLIP_SECONDS
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros(130 * 1000, np.float32), 1000)  # 130 s, over the shared 120 s
+    with pytest.raises(AudioError, match=r"longer than the 120 s limit; .*raise --max-audio-seconds"):
+        ChatSession(tiny_model, Sampling(3)).attach(str(long))
+
+
+def test_max_audio_seconds_flag(wav):
+    proc = chat(f'/audio "{wav}"\n', "--config", "configs/tiny.yaml", "--max-audio-seconds", "1")
+    assert "s of audio is longer than the 1 s limit" in proc.stdout and "--max-audio-seconds" in proc.stdout
+    assert "(attached" not in proc.stdout

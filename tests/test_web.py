@@ -15,6 +15,7 @@ import re
 import select
 import shutil
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -24,6 +25,7 @@ import soundfile as sf
 
 from lalm import LALM
 from lalm.serve import App, Server
+from lalm.serve_api import Limits
 from lalm.serve_batch import BatchWorker, HFBackend
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
@@ -184,3 +186,74 @@ def plain_answer(server, messages: list[dict]) -> str:
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())["choices"][0]["message"]["content"]
+
+
+def write_tone(path, seconds: float, rate: int = 16000):
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    return path
+
+
+def test_new_chat_leaves_nothing_of_the_old_one(tiny_config, browser, tmp_path):
+    """New chat drops an attached, unsent clip and an answer still streaming (whose row then stops);
+    a clip over the server's per-clip limit is refused when attached, not after its upload."""
+    model = LALM(tiny_config.model)
+    calls, hold, started, finished, seen = [], threading.Event(), threading.Event(), threading.Event(), {}
+    generate_batch = model.generate_batch
+
+    def spy(conversations, audio, streamer, **kwargs):
+        calls.append(([[len(clip) for clip in row] for row in audio], len(conversations[0])))
+        if hold.is_set():  # hold the first token until the row is cancelled (30 s at most)
+            put = streamer.put
+
+            def put_then_wait(value):
+                put(value)
+                row = streamer.rows[0]
+                if len(row.token_ids) == 1 and "cancelled" not in seen:
+                    started.set()
+                    deadline = time.monotonic() + 30
+                    while not row.cancelled() and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                    seen["cancelled"] = row.cancelled()
+
+            streamer.put = put_then_wait
+        try:
+            return generate_batch(conversations, audio, streamer=streamer, **kwargs)
+        finally:
+            finished.set()
+
+    model.generate_batch = spy
+    app = App(BatchWorker(HFBackend(model)).start(), "tiny-random", Limits(max_audio_seconds=2.0))
+    server = Server(("127.0.0.1", 0), app).start()
+    try:
+        browser.call("Page.navigate", url=server.url + "/")
+        browser.wait_for("document.body?.dataset.ready === 'true'")
+        browser.js("document.getElementById('max-tokens').value = 12")
+        file_input = browser.call("Runtime.evaluate", expression="document.getElementById('file')")["result"]["objectId"]
+
+        browser.call("DOM.setFileInputFiles", files=[str(write_tone(tmp_path / "long.wav", 3.0))], objectId=file_input)
+        status = browser.wait_for("document.getElementById('status').textContent.includes('limit') && "
+                                  "document.getElementById('status').textContent")
+        assert "over the server's limit of 2 s" in status
+        assert browser.js("document.getElementById('attachment').hidden")
+
+        browser.call("DOM.setFileInputFiles", files=[str(write_tone(tmp_path / "ok.wav", 1.0))], objectId=file_input)
+        browser.wait_for("!document.getElementById('attachment').hidden")
+        browser.js("document.getElementById('new-chat').click()")
+        assert browser.js("document.getElementById('attachment').hidden")
+        send(browser, "Hello.")
+        assert calls[-1] == ([[]], 1)  # the clip attached before New chat was not sent
+
+        hold.set()
+        browser.js("document.getElementById('prompt').value = 'A long answer, please.'; "
+                   "document.getElementById('send').click()")
+        assert started.wait(60)
+        finished.clear()
+        browser.js("document.getElementById('new-chat').click()")
+        assert finished.wait(60) and seen["cancelled"]  # the page's fetch was aborted and the row stopped
+        hold.clear()
+        assert browser.js("document.querySelectorAll('.msg').length") == 0
+        send(browser, "Again.")
+        assert calls[-1] == ([[]], 1)  # the new chat's first request carries no earlier turn
+    finally:
+        server.stop()

@@ -5,7 +5,8 @@
 import { Recorder, toWav } from "./audio.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, history: [], clip: null, busy: false, recorder: null };
+const state = { model: null, history: [], clip: null, busy: false, recorder: null, maxAudioSeconds: Infinity,
+  answering: null };
 
 async function init() {
   const health = await fetch("/health").then((r) => r.json());
@@ -14,6 +15,7 @@ async function init() {
   $("key-field").hidden = !health.auth_required;
   $("max-tokens").max = health.max_tokens;
   $("max-tokens").value = Math.min(Number($("max-tokens").value), health.max_tokens);
+  state.maxAudioSeconds = health.max_audio_seconds ?? Infinity;
   $("api-key").value = localStorage.getItem("lalm-api-key") || "";
   $("api-key").addEventListener("change", () => localStorage.setItem("lalm-api-key", $("api-key").value));
   $("composer").addEventListener("submit", (event) => { event.preventDefault(); send(); });
@@ -24,7 +26,10 @@ async function init() {
   $("file").addEventListener("change", () => { const file = $("file").files[0]; if (file) attach(file, file.name); });
   $("remove-attachment").addEventListener("click", () => setClip(null));
   $("new-chat").addEventListener("click", () => {
+    // Nothing of the old chat may reach the new one: not an unsent clip, nor an answer still coming.
+    state.answering?.abort();
     state.history = [];
+    setClip(null);
     $("messages").replaceChildren($("empty"));
     $("empty").hidden = false;
   });
@@ -55,7 +60,12 @@ async function toggleRecording() {
 async function attach(blob, label) {
   try {
     const clip = await toWav(blob);
-    setClip({ ...clip, label, url: URL.createObjectURL(clip.wav) });
+    if (clip.seconds > state.maxAudioSeconds) {
+      // The server would refuse it after the whole upload: say so now.
+      setStatus(`${label} is ${clip.seconds.toFixed(1)} s, over the server's limit of ${state.maxAudioSeconds} s per clip`);
+    } else {
+      setClip({ ...clip, label, url: URL.createObjectURL(clip.wav) });
+    }
   } catch (err) {
     setStatus(`could not read that audio (${err.message || err})`);
   }
@@ -82,25 +92,29 @@ async function send() {
   $("prompt").value = "";
   setClip(null);
   setBusy(true);
+  const answering = new AbortController();
+  state.answering = answering;
   try {
-    const answer = await streamAnswer([...state.history, message], bubble);
+    const answer = await streamAnswer([...state.history, message], bubble, answering.signal);
     state.history.push(message, { role: "assistant", content: answer });
     bubble.dataset.state = "done";
   } catch (err) {
-    bubble.querySelector(".text").textContent = err.message;
-    bubble.dataset.state = "error";
+    bubble.querySelector(".text").textContent = answering.signal.aborted ? "(stopped)" : err.message;
+    bubble.dataset.state = answering.signal.aborted ? "stopped" : "error";
   } finally {
+    if (state.answering === answering) state.answering = null;
     setBusy(false);
   }
 }
 
-async function streamAnswer(messages, bubble) {
+async function streamAnswer(messages, bubble, signal) {
   const started = performance.now();
   const headers = { "Content-Type": "application/json" };
   if ($("api-key").value) headers.Authorization = `Bearer ${$("api-key").value}`;
   const response = await fetch("/v1/chat/completions", {
     method: "POST",
     headers,
+    signal,  // aborting closes the connection, and the server stops generating
     body: JSON.stringify({
       model: state.model, messages, stream: true, stream_options: { include_usage: true },
       max_tokens: Number($("max-tokens").value), temperature: Number($("temperature").value),
