@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from adapters.base import Projector
+from lalm.adapters.base import Projector
 from lalm.config import PROJECTOR_RESERVED
 from lalm.registry import Registry
 
 PROJECTORS: Registry[Projector] = Registry("projector")
 
 # Importing the modules fills the registry.
-from adapters import conv, ctc, phoneme_ctc, qformer, stack_mlp, ultravox  # noqa: F401
+from lalm.adapters import conv, ctc, phoneme_ctc, qformer, stack_mlp, ultravox  # noqa: F401
 
 
 def build_projector(name: str, in_dim: int, out_dim: int, **options: object) -> Projector:

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters import PROJECTORS
-from adapters.base import Projector, ceil_div, check_positive, ctc_collapse, group_frames, valid_mask
+from lalm.adapters import PROJECTORS
+from lalm.adapters.base import Projector, ceil_div, check_positive, ctc_collapse, group_frames, valid_mask
 
 
 @PROJECTORS.register("ctc")

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters import PROJECTORS
-from adapters.base import Projector, ceil_div, check_positive, ctc_collapse, group_frames, label_starts
+from lalm.adapters import PROJECTORS
+from lalm.adapters.base import Projector, ceil_div, check_positive, ctc_collapse, group_frames, label_starts
 
 DATA = Path(__file__).resolve().parent / "data"
 

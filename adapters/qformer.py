@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapters import PROJECTORS
-from adapters.base import Projector, ceil_div, check_positive, group_frames, valid_mask
+from lalm.adapters import PROJECTORS
+from lalm.adapters.base import Projector, ceil_div, check_positive, group_frames, valid_mask
 
 
 class Attention(nn.Module):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapters import PROJECTORS
-from adapters.base import StackingProjector, check_positive
+from lalm.adapters import PROJECTORS
+from lalm.adapters.base import StackingProjector, check_positive
 
 
 @PROJECTORS.register("stack_mlp")

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import report, synthetic_corpus
+from lalm.bench.common import report, synthetic_corpus
 from lalm.config import load_config
-from train.align import setup, train
-from train.config import AlignConfig
+from lalm.paths import kit_config
+from lalm.train.align import setup, train
+from lalm.train.config import AlignConfig
 
 ENCODER = ("{d_model: 384, encoder_layers: 4, encoder_attention_heads: 6, encoder_ffn_dim: 1536, "
            "num_mel_bins: 80, max_source_positions: 1500}")
@@ -40,7 +38,7 @@ def run(name: str, corpus: Path, out: Path, steps: int, extra: list[str]) -> tup
         f"train.out_dir={out / name}", f"train.steps={steps}", "train.eval_every=0", f"train.save_every={steps}",
         f"train.log_every={steps}", "train.warmup_steps=1", *extra,
     ]
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny_align.yaml", overrides, cls=AlignConfig)
+    cfg = load_config(kit_config("tiny_align.yaml"), overrides, cls=AlignConfig)
     t0 = time.perf_counter()
     state = setup(cfg)
     t1 = time.perf_counter()

@@ -23,18 +23,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import shapes
-from bench.sift_generation import TRANSCRIPTS
-from data_gen.backends import BackendOptions, Sampling, backend_class
-from data_gen.backends.hf import RANDOM_LLMS
-from data_gen.templates import render
+from lalm.bench import shapes
+from lalm.bench.sift_generation import TRANSCRIPTS
+from lalm.data_gen.backends import BackendOptions, Sampling, backend_class
+from lalm.data_gen.backends.hf import RANDOM_LLMS
+from lalm.data_gen.templates import render
 
 
 def hf_backend(shape: str, device: torch.device, dtype: str):

@@ -79,8 +79,8 @@ def byte_whisper_tokenizer():
 
 def make_clips(n: int, seed: int, min_s: float, max_s: float) -> list[tuple[str, np.ndarray]]:
     """`n` espeak-ng clips of about min_s..max_s seconds (spread evenly), as (text, 16 kHz waveform)."""
-    from data_gen.tts import EspeakTTS
-    from demo.texts import TRAIN_TEXTS
+    from lalm.data_gen.tts import EspeakTTS
+    from lalm.demo.texts import TRAIN_TEXTS
 
     rng = random.Random(seed)
     tts = EspeakTTS()

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import report, synthetic_corpus
+from lalm.bench.common import report, synthetic_corpus
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from lalm import LALM, load_config
-    from train.feature_cache import FeatureCache
+    from lalm.paths import kit_config
+    from lalm.train.feature_cache import FeatureCache
 
-    root = Path(__file__).resolve().parents[1]
-    config = root / "configs" / ("tiny.yaml" if args.tiny else "offline_small.yaml")
+    config = kit_config("tiny.yaml" if args.tiny else "offline_small.yaml")
     model = LALM(load_config(config).model).eval()
     work = Path(tempfile.mkdtemp(prefix="cache_fill_"))
     try:

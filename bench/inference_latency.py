@@ -26,14 +26,10 @@ Floors (conventions in bench/shapes.py):
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import shapes
+from lalm.bench import shapes
 from lalm.model import LALM
 
 QUESTION = shapes.QUESTION

@@ -19,7 +19,7 @@ import argparse
 import random
 import time
 
-from bench.common import report
+from lalm.bench.common import report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     from rapidfuzz import process
     from rapidfuzz.distance import Levenshtein
 
-    from adapters import build_projector
-    from data_gen.corpus import wordnet_examples
+    from lalm.adapters import build_projector
+    from lalm.data_gen.corpus import wordnet_examples
     from lalm.phonemes import WORDNET, Lexicon, Phonemizer, lexicon_words
 
     if not WORDNET.is_dir():

@@ -36,7 +36,7 @@ _stand_ins = [name for name in ("soundfile", "soxr") if _missing(name)]
 sys.modules.update({name: _Missing(name) for name in _stand_ins})
 try:
     importlib.import_module("lalm.audio")
-    importlib.import_module("bench.common")
+    importlib.import_module("lalm.bench.common")
 finally:
     for _name in _stand_ins:
         del sys.modules[_name]

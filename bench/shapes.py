@@ -35,16 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import bench.no_audio_io  # noqa: F401  (before the kit: lets it import without soundfile/soxr)
+import lalm.bench.no_audio_io  # noqa: F401  (before the kit: lets it import without soundfile/soxr)
 from lalm.config import ModelConfig, load_config
 from lalm.encoders.whisper import conv_frames, mel_frames, split_windows
 from lalm.model import LALM
+from lalm.paths import kit_config
 from lalm.processor import IGNORE
 
-ROOT = Path(__file__).resolve().parents[1]
-DEPLOYED_CONFIG = ROOT / "configs" / "whisper_large_v3_qwen2_5_7b.yaml"
+DEPLOYED_CONFIG = kit_config("whisper_large_v3_qwen2_5_7b.yaml")
 QUESTION = [{"role": "user", "content": [{"type": "audio"}]}]  # a spoken question: one audio turn, no text
 QUESTION_SECONDS = 10.0
 
@@ -340,8 +338,7 @@ def start(args) -> tuple[torch.device, Hardware, dict]:
         flops, tbs = measure_peaks(device)
         hw = Hardware(f"{hw.name} (measured peaks)", args.peak_tflops or flops, args.hbm_tbs or tbs)
     info = {
-        "command": " ".join(["python", Path(sys.argv[0]).resolve().relative_to(ROOT).as_posix(),
-                             *sys.argv[1:]]),
+        "command": " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
         "device": hw.name, "device_type": device.type, "shape": args.shape, "peak_tflops": hw.peak_tflops,
         "hbm_tbs": hw.hbm_tbs, "torch": torch.__version__, "threads": torch.get_num_threads(),
     }

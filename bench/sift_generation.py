@@ -16,16 +16,13 @@ import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import report
-from data_gen.backends import BackendOptions, Sampling, backend_class
-from data_gen.batching import length_sorted_batches
-from data_gen.templates import render
+from lalm.bench.common import report
+from lalm.data_gen.backends import BackendOptions, Sampling, backend_class
+from lalm.data_gen.batching import length_sorted_batches
+from lalm.data_gen.templates import render
 
 TRANSCRIPTS = [
     "What is the capital of France?",

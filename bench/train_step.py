@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +40,13 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import shapes
+from lalm.bench import shapes
 from lalm.model import LALM, pad_waveforms
 from lalm.processor import IGNORE, collate
-from train import distributed
-from train.align import Run, lr_factor, step
-from train.config import AlignConfig, DataConfig, TrainConfig
-from train.data import Row, cut_batches
+from lalm.train import distributed
+from lalm.train.align import Run, lr_factor, step
+from lalm.train.config import AlignConfig, DataConfig, TrainConfig
+from lalm.train.data import Row, cut_batches
 
 WORDS = ["the", "a", "of", "to", "and", "in", "is", "it", "you", "that", "was", "for", "on", "are", "with"]
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from data_gen.cli import HelpFormatter
+from lalm.data_gen.cli import HelpFormatter
 from lalm.errors import run_command
 from lalm.jsonl import read_jsonl, write_jsonl_atomic
 

@@ -17,8 +17,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from data_gen.sift import SETTINGS
-from data_gen.store import sidecar
+from lalm.data_gen.sift import SETTINGS
+from lalm.data_gen.store import sidecar
 from lalm.errors import run_command
 from lalm.jsonl import atomic_open, iter_jsonl, iter_lines, write_json_atomic, write_jsonl_atomic
 

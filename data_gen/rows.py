@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from data_gen.meta import MetaError, MetaNormaliser
-from data_gen.sources import Record
 from lalm.audio import AudioError, load_audio, probe_audio
+from lalm.data_gen.meta import MetaError, MetaNormaliser
+from lalm.data_gen.sources import Record
 
 
 @dataclass(frozen=True)

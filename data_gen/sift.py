@@ -19,15 +19,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data_gen.backends import BackendOptions, Sampling, backend_class, generation_record
-from data_gen.backends.hf import RANDOM_PREFIX
-from data_gen.batching import length_sorted_batches
-from data_gen.cli import HelpFormatter
-from data_gen.meta import load_meta_map
-from data_gen.rows import Reject, Row, Shard, check_row, identify
-from data_gen.sources import Record, hf_records, jsonl_records, lhotse_records
-from data_gen.store import sidecar
-from data_gen.templates import (
+from lalm.data_gen.backends import BackendOptions, Sampling, backend_class, generation_record
+from lalm.data_gen.backends.hf import RANDOM_PREFIX
+from lalm.data_gen.batching import length_sorted_batches
+from lalm.data_gen.cli import HelpFormatter
+from lalm.data_gen.meta import load_meta_map
+from lalm.data_gen.rows import Reject, Row, Shard, check_row, identify
+from lalm.data_gen.sources import Record, hf_records, jsonl_records, lhotse_records
+from lalm.data_gen.store import sidecar
+from lalm.data_gen.templates import (
     DEFAULT_INSTRUCTIONS,
     MODES,
     SYSTEM_PROMPTS,

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_gen.meta import META_MAP
-from data_gen.store import safe_name
+from lalm.data_gen.meta import META_MAP
+from lalm.data_gen.store import safe_name
 from lalm.jsonl import read_lines, write_atomic
 
 #: Row fields that `--hf-columns` can map dataset columns to; `meta.<field>` maps into the metadata.

@@ -24,12 +24,12 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from data_gen.cli import HelpFormatter
-from data_gen.rows import Reject, identify
-from data_gen.sources import Record, jsonl_records
-from data_gen.store import safe_name, sidecar
-from data_gen.tts import TTS, TTS_ENGINES, TTSError
 from lalm.audio import AudioError
+from lalm.data_gen.cli import HelpFormatter
+from lalm.data_gen.rows import Reject, identify
+from lalm.data_gen.sources import Record, jsonl_records
+from lalm.data_gen.store import safe_name, sidecar
+from lalm.data_gen.tts import TTS, TTS_ENGINES, TTSError
 from lalm.encoders.base import SAMPLE_RATE
 from lalm.errors import run_command
 from lalm.jsonl import appending, read_jsonl, repair_tail, write_atomic, write_json_atomic, write_jsonl_atomic

@@ -1,6 +1,6 @@
 """The offline end-to-end demo; see demo/run.py."""
 
-from demo.run import main
+from lalm.demo.run import main
 
 if __name__ == "__main__":
     main()

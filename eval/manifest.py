@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval.items import DataError, EvalItem, EvalSet, audio_file, missing_fields, unique_ids
+from lalm.eval.items import DataError, EvalItem, EvalSet, audio_file, missing_fields, unique_ids
 from lalm.jsonl import read_lines
 
 OWN_FIELDS = ("id", "audio", "prompt", "question")

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import soundfile as sf
 
-from eval.asr import Transcriber
+from lalm.eval.asr import Transcriber
 
 
 @dataclass(frozen=True)

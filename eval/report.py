@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from eval.summary import (
+from lalm.eval.summary import (
     SUMMARY_JSON,
     gap,
     modes_present,

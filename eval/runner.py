@@ -22,11 +22,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.items import DataError, EvalItem, EvalSet
-from eval.models import Reply, Request, Responder, cascade_text
-from eval.scoring import SUBSETS, ScoreOptions, score_subset
-from eval.scoring.judge import Judge, JudgeError
 from lalm.audio import AudioError
+from lalm.eval.items import DataError, EvalItem, EvalSet
+from lalm.eval.models import Reply, Request, Responder, cascade_text
+from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset
+from lalm.eval.scoring.judge import Judge, JudgeError
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
 from lalm.wer import wer
 

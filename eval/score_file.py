@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eval.items import DataError
-from eval.scoring import SUBSETS, ScoreOptions, score_subset
+from lalm.eval.items import DataError
+from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset
 from lalm.jsonl import write_json_atomic, write_jsonl_atomic
 
 #: VoiceBench's evaluator names -> the kit subset scored the same way.

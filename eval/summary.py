@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.items import EvalSet
-from eval.runner import MODES
-from eval.scoring import OVERALL_SUBSETS, SUBSETS, voicebench_overall
 from lalm.errors import UserError
+from lalm.eval.items import EvalSet
+from lalm.eval.runner import MODES
+from lalm.eval.scoring import OVERALL_SUBSETS, SUBSETS, voicebench_overall
 from lalm.jsonl import read_json, write_atomic, write_json_atomic
 
 SUMMARY_JSON = "summary.json"

@@ -32,15 +32,12 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: import the repository's packages, not eval/'s modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 import yaml
 
-from eval.items import DataError, EvalSet
-from eval.models import GenerationSettings, Responder, resolve_device
-from eval.scoring import OVERALL_SUBSETS, SUBSETS, ScoreOptions
 from lalm.errors import run_command
+from lalm.eval.items import DataError, EvalSet
+from lalm.eval.models import GenerationSettings, Responder, resolve_device
+from lalm.eval.scoring import OVERALL_SUBSETS, SUBSETS, ScoreOptions
 
 ENDPOINT_KEY_ENV = "LALM_ENDPOINT_API_KEY"
 MODE_GROUPS = {"both": ("audio", "text"), "all": ("audio", "text", "cascade")}
@@ -225,7 +222,7 @@ def names(text: str | None, default: tuple[str, ...]) -> list[str]:
 def load_sets(args: argparse.Namespace) -> list[EvalSet]:
     """The sets the flags name; an unknown name or a broken source raises DataError before generation."""
     if args.manifest:
-        from eval.manifest import load_manifest
+        from lalm.eval.manifest import load_manifest
 
         chosen = names(args.subset, ())
         if len(chosen) != 1:
@@ -240,7 +237,7 @@ def load_sets(args: argparse.Namespace) -> list[EvalSet]:
             )
         return [load_manifest(args.manifest, chosen[0], scorer, args.limit)]
     if args.airbench:
-        from eval.airbench_data import META_FILES, load_airbench
+        from lalm.eval.airbench_data import META_FILES, load_airbench
 
         present = tuple(t for t in AIRBENCH_TRACKS if (Path(args.airbench) / META_FILES[t]).is_file())
         tracks = names(args.subset, present or AIRBENCH_TRACKS)
@@ -250,7 +247,7 @@ def load_sets(args: argparse.Namespace) -> list[EvalSet]:
                 f"--airbench: unknown track(s) {', '.join(unknown)}; known: {', '.join(AIRBENCH_TRACKS)}"
             )
         return [load_airbench(args.airbench, track, args.limit) for track in tracks]
-    from eval.voicebench_data import VOICEBENCH_SUBSETS, load_voicebench
+    from lalm.eval.voicebench_data import VOICEBENCH_SUBSETS, load_voicebench
 
     subsets = names(None if args.subset == "all" else args.subset, OVERALL_SUBSETS)
     unknown = [s for s in subsets if s not in VOICEBENCH_SUBSETS]
@@ -295,7 +292,7 @@ class Responders:
 
     @cached_property
     def base(self) -> Responder:
-        from eval.models import EndpointResponder, KitResponder
+        from lalm.eval.models import EndpointResponder, KitResponder
 
         if self.args.endpoint:
             return EndpointResponder(
@@ -306,8 +303,8 @@ class Responders:
 
     @cached_property
     def cascade(self) -> Responder:
-        from eval.asr import load_asr
-        from eval.models import CascadeResponder
+        from lalm.eval.asr import load_asr
+        from lalm.eval.models import CascadeResponder
 
         print(f"loading ASR {self.args.asr} ...", file=sys.stderr)
         return CascadeResponder(load_asr(self.args.asr), self.base)
@@ -318,7 +315,7 @@ class Responders:
 
 def run(args: argparse.Namespace) -> dict:
     """Generate, score and summarise every set in every mode; returns the summary."""
-    from eval import runner, summary
+    from lalm.eval import runner, summary
 
     settings = GenerationSettings(
         args.max_new_tokens, args.temperature, args.top_p, args.seed, args.system_prompt
@@ -393,7 +390,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def score_options(args: argparse.Namespace) -> ScoreOptions:
     """The scoring choices the flags make, shared by full runs and --score-file."""
-    from eval.scoring import approx_panda, load_official_pedant, load_pedant, make_judge
+    from lalm.eval.scoring import approx_panda, load_official_pedant, load_pedant, make_judge
 
     judge = make_judge(args.judge_model, args.judge_base_url, max_workers=args.judge_workers)
     return ScoreOptions(
@@ -408,7 +405,7 @@ def score_options(args: argparse.Namespace) -> ScoreOptions:
 
 def score_only(args: argparse.Namespace) -> dict:
     """``--score-file``: score saved replies as ``--subset``, print both modes, write under --out."""
-    from eval.score_file import describe, score_replies
+    from lalm.eval.score_file import describe, score_replies
 
     summary = score_replies(Path(args.score_file), args.subset, score_options(args), Path(args.out))
     print(describe(summary))
@@ -422,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def job() -> None:
         if args.report:
-            from eval.report import report
+            from lalm.eval.report import report
 
             report(args.report)
             return

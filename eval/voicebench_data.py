@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eval.items import DataError, EvalItem, EvalSet, audio_bytes, audio_file, unique_ids
-from eval.scoring import SUBSETS
+from lalm.eval.items import DataError, EvalItem, EvalSet, audio_bytes, audio_file, unique_ids
+from lalm.eval.scoring import SUBSETS
 
 HUB_ID = "hlt-lab/voicebench"
 VOICEBENCH_SUBSETS = tuple(name for name, subset in SUBSETS.items() if subset.benchmark == "voicebench")

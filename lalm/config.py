@@ -69,7 +69,7 @@ class ProjectorConfig:
     """Keyword options of the projector, e.g. `k: 8` frames stacked for `stack_mlp`."""
 
     def validate(self, where: str) -> list[str]:
-        from adapters import PROJECTORS
+        from lalm.adapters import PROJECTORS
 
         if self.name not in PROJECTORS:
             return [f"{where}.name: unknown projector {self.name!r}; valid: {', '.join(PROJECTORS.names())}"]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters import build_projector
+from lalm.adapters import build_projector
 from lalm.audio import load_audio
 from lalm.config import ModelConfig
 from lalm.encoders import ENCODERS, AudioEncoder

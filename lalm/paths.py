@@ -30,3 +30,8 @@ def package_missing(path: str | None) -> str | None:
         if importlib.util.find_spec(package) is None:
             return package
     return None
+
+
+def kit_config(name: str) -> Path:
+    """One of the yaml configs shipped with the kit: configs/ in a checkout, `lalm.configs` installed."""
+    return Path(resolve_path(f"{PREFIX}lalm.configs/{name}"))

@@ -350,5 +350,10 @@ def main(argv: list[str] | None = None) -> None:
         server.stop()
 
 
+def cli() -> int:
+    """The installed command (see [project.scripts] in pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(cli())

@@ -25,9 +25,10 @@ from lalm.audio import load_audio
 from lalm.config import load_config
 from lalm.errors import run_command
 from lalm.model import LALM, pad_waveforms
+from lalm.paths import kit_config
 from lalm.processor import collate
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+DEFAULT_CONFIG = kit_config("tiny.yaml")
 SPOKEN = "What is the capital of France?"
 
 
@@ -75,5 +76,10 @@ def default_clip() -> np.ndarray:
     return (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
 
 
+def cli() -> int:
+    """The installed command (see [project.scripts] in pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(cli())

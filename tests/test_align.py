@@ -144,7 +144,7 @@ def test_cache_fill_goes_shortest_first_when_durations_are_known(tmp_path):
     import soundfile as sf
 
     from lalm import load_config
-    from train.feature_cache import FeatureCache
+    from lalm.train.feature_cache import FeatureCache
 
     model = LALM(load_config(ROOT / "configs" / "tiny.yaml").model).eval()
     files, durations = [], {}
@@ -180,8 +180,8 @@ def test_rows_that_fail_to_load_are_listed_and_counted_once(sift, tmp_path):
     import soundfile as sf
 
     from lalm import load_config
-    from train.config import AlignConfig
-    from train.data import SkipLog, batch_plan, load_rows
+    from lalm.train.config import AlignConfig
+    from lalm.train.data import SkipLog, batch_plan, load_rows
 
     sf.write(tmp_path / "nan.wav", np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
     nan_row = {"id": "nan", "audio": str(tmp_path / "nan.wav"), "response": "The colour is red."}
@@ -302,7 +302,7 @@ def test_a_damaged_feature_cache_entry_is_a_skip_not_a_crash(tmp_path):
     import soundfile as sf
 
     from lalm import load_config
-    from train.feature_cache import FeatureCache
+    from lalm.train.feature_cache import FeatureCache
 
     model = LALM(load_config(ROOT / "configs" / "tiny.yaml").model).eval()
     sf.write(tmp_path / "a.wav", 0.1 * np.ones(8000, dtype=np.float32), 16000)
@@ -320,8 +320,8 @@ def test_torchrun_rank_whose_whole_batch_fails_to_load_keeps_in_step(sift, tmp_p
     import soundfile as sf
 
     from lalm import load_config
-    from train.config import AlignConfig
-    from train.data import SkipLog, batch_plan, load_rows
+    from lalm.train.config import AlignConfig
+    from lalm.train.data import SkipLog, batch_plan, load_rows
 
     sf.write(tmp_path / "nan.wav", np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
     nan_row = {"id": "nan", "audio": str(tmp_path / "nan.wav"), "response": "The colour is red."}

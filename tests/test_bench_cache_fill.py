@@ -1,6 +1,6 @@
 """bench/feature_cache_fill.py at tiny shape: both orders run on the same clips and are reported."""
 
-from bench.feature_cache_fill import main
+from lalm.bench.feature_cache_fill import main
 
 
 def test_cache_fill_bench_reports_both_orders(capsys):

@@ -16,7 +16,7 @@ def test_lexicon_bench_reports_all_searches(capsys):
         pytest.skip("espeak-ng's library is not installed")
     if not WORDNET.is_dir():
         pytest.skip("wordnet-base is not installed")
-    from bench.lexicon_nearest import main
+    from lalm.bench.lexicon_nearest import main
 
     main(["--words", "3000", "--queries", "30"])
     out = capsys.readouterr().out

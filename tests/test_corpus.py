@@ -1,6 +1,6 @@
 """data_gen.corpus: WordNet sentences, the common-word filter and the fact filter, on a hand-made WordNet."""
 
-from data_gen.corpus import FactFilter, build, common_words_filter, wordnet_definitions, wordnet_examples
+from lalm.data_gen.corpus import FactFilter, build, common_words_filter, wordnet_definitions, wordnet_examples
 
 HEADER = "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
 NOUNS = [

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lalm import LALM, load_config
-from adapters import build_projector
+from lalm.adapters import build_projector
 from tests.conftest import TINY
 
 CTC = ["model.branches.0.projector.name=ctc", "model.branches.0.projector.options={k: 2, hidden: 32}"]

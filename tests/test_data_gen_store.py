@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from data_gen.batching import length_sorted_batches
-from data_gen.rows import Shard
-from data_gen.store import safe_name
+from lalm.data_gen.batching import length_sorted_batches
+from lalm.data_gen.rows import Shard
+from lalm.data_gen.store import safe_name
 from lalm.jsonl import (
     appending,
     atomic_open,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from data_gen.meta import MetaError, MetaNormaliser, load_meta_map
-from data_gen.templates import DEFAULT_INSTRUCTIONS, SYSTEM_PROMPTS, pick_instruction, render
+from lalm.data_gen.meta import MetaError, MetaNormaliser, load_meta_map
+from lalm.data_gen.templates import DEFAULT_INSTRUCTIONS, SYSTEM_PROMPTS, pick_instruction, render
 
 TRANSCRIPT = "What shall we do if they walk in on us"
 HEAR = (

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from demo.run import CONFIG, QUESTIONS, VOICES, paths_under
-from demo.texts import EVAL_QA, TRAIN_TEXTS, check
 from lalm.config import load_config
-from train.config import AlignConfig
+from lalm.demo.run import CONFIG, QUESTIONS, VOICES, paths_under
+from lalm.demo.texts import EVAL_QA, TRAIN_TEXTS, check
+from lalm.train.config import AlignConfig
 
 
 def test_texts_are_varied_and_disjoint_from_the_questions():
@@ -23,7 +23,7 @@ def test_demo_overrides_fit_the_training_config(tmp_path):
 
 
 def test_every_question_has_a_short_answer_the_scorer_accepts():
-    from eval.scoring import score_subset
+    from lalm.eval.scoring import score_subset
 
     items = [{"id": q["id"], "answers": q["answers"], "response": f"I believe it is {q['reference']}."} for q in EVAL_QA]
     _, summary = score_subset("short_answer", items)
@@ -32,7 +32,7 @@ def test_every_question_has_a_short_answer_the_scorer_accepts():
 
 def test_the_corpus_command_never_states_an_evaluation_fact(tmp_path):
     """The demo's corpus stage, on the kit's own texts plus sentences that do state a fact."""
-    from data_gen.corpus import main
+    from lalm.data_gen.corpus import main
     from lalm.jsonl import read_jsonl
 
     own = tmp_path / "own.txt"

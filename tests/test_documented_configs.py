@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lalm.config import Config, load_config
-from train.config import AlignConfig
+from lalm.train.config import AlignConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "configs").glob("*.yaml"))]

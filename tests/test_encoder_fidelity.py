@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from bench.encoder_fidelity import main
+from lalm.bench.encoder_fidelity import main
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -14,11 +14,11 @@ import test_judge
 from test_eval_fixtures import tone, write_clip
 from test_judge import FakeJudgeServer
 
-from eval import voicebench
-from eval.airbench_data import FOUNDATION_INSTRUCTION, load_airbench
-from eval.items import DataError
-from eval.voicebench_data import load_voicebench
 from lalm.audio import AudioError
+from lalm.eval import voicebench
+from lalm.eval.airbench_data import FOUNDATION_INSTRUCTION, load_airbench
+from lalm.eval.items import DataError
+from lalm.eval.voicebench_data import load_voicebench
 from lalm.jsonl import read_jsonl_skip_torn_tail
 
 server = test_judge.server  # the fake OpenAI-compatible server fixture, a real local HTTP server
@@ -243,7 +243,7 @@ def test_airbench_run_sends_question_with_audio_and_skips_text_mode(
 
 
 def test_manifest_line_that_is_not_utf8_is_named_like_other_bad_rows(tmp_path: Path) -> None:
-    from eval.manifest import load_manifest
+    from lalm.eval.manifest import load_manifest
 
     write_clip(tmp_path / "a.wav", 440)
     good = json.dumps({"id": "a", "audio": "a.wav", "prompt": "Which?", "reference": "A"})

@@ -10,8 +10,8 @@ import pytest
 import test_eval_fixtures
 from test_eval_fixtures import write_manifest
 
-from eval import voicebench
-from eval.models import KitResponder
+from lalm.eval import voicebench
+from lalm.eval.models import KitResponder
 from lalm.jsonl import read_jsonl_skip_torn_tail
 
 tiny_checkpoint = test_eval_fixtures.tiny_checkpoint  # the session-wide saved tiny checkpoint fixture

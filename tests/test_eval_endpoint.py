@@ -18,8 +18,8 @@ import test_judge
 from test_eval_fixtures import write_manifest
 from test_judge import FakeJudgeServer
 
-from eval import voicebench
-from eval.models import CascadeResponder, EndpointResponder, GenerationSettings, Request
+from lalm.eval import voicebench
+from lalm.eval.models import CascadeResponder, EndpointResponder, GenerationSettings, Request
 from lalm.jsonl import read_jsonl_skip_torn_tail
 
 server = test_judge.server  # the fake OpenAI-compatible server fixture, a real local HTTP server

@@ -12,7 +12,7 @@ import test_judge
 from test_eval_fixtures import write_manifest
 from test_judge import FakeJudgeServer
 
-from eval import runner, voicebench
+from lalm.eval import runner, voicebench
 from lalm.jsonl import read_jsonl_skip_torn_tail
 
 server = test_judge.server  # the fake OpenAI-compatible server fixture, a real local HTTP server

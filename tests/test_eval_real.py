@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, needs_package
 
-from eval import voicebench
+from lalm.eval import voicebench
 from lalm.jsonl import read_jsonl_skip_torn_tail
 
 pytestmark = [

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from eval.scoring import SKIPPED_NO_JUDGE, ScoreOptions, score_subset
-from eval.scoring.judge import (
+from lalm.eval.scoring import SKIPPED_NO_JUDGE, ScoreOptions, score_subset
+from lalm.eval.scoring.judge import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_MODEL,
@@ -21,7 +21,7 @@ from eval.scoring.judge import (
     fill_samples,
     make_judge,
 )
-from eval.scoring.rubrics import parse_rating
+from lalm.eval.scoring.rubrics import parse_rating
 
 # A reply script gets the request body and returns (HTTP status, reply texts).
 Script = Callable[[dict], tuple[int, list[str]]]

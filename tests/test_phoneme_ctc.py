@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adapters import build_projector
 from lalm import LALM, load_config
+from lalm.adapters import build_projector
 from lalm.phonemes import Lexicon, Phonemizer, PhonemizerError
 from tests.conftest import TINY
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adapters import PROJECTORS, build_projector
+from lalm.adapters import PROJECTORS, build_projector
 
 IN_DIM, OUT_DIM = 16, 32
 LENGTHS = [37, 20, 8, 1]

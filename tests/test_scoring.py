@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from eval.scoring import SUBSETS, ScoreOptions, score_subset, voicebench_overall
-from eval.scoring.bbh import extract_bbh, subtask_of
-from eval.scoring.mcq import extract_choice
-from eval.scoring.panda import approx_panda, token_f1
-from eval.scoring.refusal import refusal_phrase
+from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset, voicebench_overall
+from lalm.eval.scoring.bbh import extract_bbh, subtask_of
+from lalm.eval.scoring.mcq import extract_choice
+from lalm.eval.scoring.panda import approx_panda, token_f1
+from lalm.eval.scoring.refusal import refusal_phrase
 
 
 @pytest.mark.parametrize(
@@ -320,7 +320,7 @@ def test_airbench_foundation_accuracy_per_task_and_mean() -> None:
 
 
 def test_short_answer_matches_whole_words_only():
-    from eval.scoring import score_subset
+    from lalm.eval.scoring import score_subset
 
     items = [
         {"id": 1, "response": "The capital of France is Paris.", "answers": ["Paris"]},

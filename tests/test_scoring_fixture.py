@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.scoring import ScoreOptions, score_subset
+from lalm.eval.scoring import ScoreOptions, score_subset
 
 FIXTURE = Path(__file__).parent / "data" / "parity" / "voicebench_official.jsonl"
 BBH_LABELS = {"hyperbaton": {"(a)": 0, "(b)": 1}, None: {"yes": 1, "no": 0}}

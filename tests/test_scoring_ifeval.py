@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from eval.scoring import ifeval_parity, score_subset
-from eval.scoring.ifeval import check_instruction, loose_variants, score_ifeval
-from eval.scoring.ifeval_checkers import CHECKERS
-from eval.scoring.ifeval_text import (
+from lalm.eval.scoring import ifeval_parity, score_subset
+from lalm.eval.scoring.ifeval import check_instruction, loose_variants, score_ifeval
+from lalm.eval.scoring.ifeval_checkers import CHECKERS
+from lalm.eval.scoring.ifeval_text import (
     LANGUAGE_DETECTOR,
     capital_words,
     count_sentences,

@@ -15,8 +15,8 @@ import pytest
 import test_judge
 from test_judge import FakeJudgeServer
 
-from eval import voicebench
-from eval.scoring import ScoreOptions, official, score_subset
+from lalm.eval import voicebench
+from lalm.eval.scoring import ScoreOptions, official, score_subset
 
 server = test_judge.server
 
@@ -180,7 +180,7 @@ def test_airbench_foundation_parity_aligns_with_the_judge(server: FakeJudgeServe
 
 
 def test_leaderboard_averages() -> None:
-    from eval.scoring.airbench import leaderboard_chat
+    from lalm.eval.scoring.airbench import leaderboard_chat
 
     # AIR-Bench chat's Average is the mean of Speech, Sound, Music and Mixed (Mixed = mean of two):
     # Qwen2-Audio's leaderboard row 7.18, 6.99, 6.79, 6.77 -> 6.93.
@@ -282,7 +282,7 @@ def test_score_file_flag_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -
 
 
 def test_foundation_average_is_the_mean_of_category_means() -> None:
-    from eval.scoring.airbench import leaderboard_foundation
+    from lalm.eval.scoring.airbench import leaderboard_foundation
 
     # AIR-Bench's foundation leaderboard, Qwen-Audio-Turbo: 19 task accuracies -> Average 57.8 (the
     # mean over tasks would be 58.3).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.scoring.rubrics import (
+from lalm.eval.scoring.rubrics import (
     airbench_chat_messages,
     open_messages,
     parse_rating,

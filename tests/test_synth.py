@@ -8,8 +8,8 @@ import shutil
 import pytest
 import soundfile as sf
 
-from data_gen import synthesize
-from data_gen.tts import EspeakTTS
+from lalm.data_gen import synthesize
+from lalm.data_gen.tts import EspeakTTS
 from lalm.jsonl import read_jsonl
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

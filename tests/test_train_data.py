@@ -7,8 +7,8 @@ import json
 import numpy as np
 import soundfile as sf
 
-from train.config import DataConfig, SourceConfig
-from train.data import SkipLog, load_rows, read_source
+from lalm.train.config import DataConfig, SourceConfig
+from lalm.train.data import SkipLog, load_rows, read_source
 
 
 def clip(path, seconds: float) -> None:

@@ -27,12 +27,12 @@ from lalm.config import load_config
 from lalm.errors import run_command
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
 from lalm.model import LALM
+from lalm.train import distributed
+from lalm.train.checkpoints import FINAL, latest_intact, remove_leftovers, restore, save_step
+from lalm.train.config import AlignConfig
+from lalm.train.data import BatchLoader, SkipLog, batch_plan, cut_batches, load_rows
+from lalm.train.feature_cache import FeatureCache
 from lalm.wer import word_errors
-from train import distributed
-from train.checkpoints import FINAL, latest_intact, remove_leftovers, restore, save_step
-from train.config import AlignConfig
-from train.data import BatchLoader, SkipLog, batch_plan, cut_batches, load_rows
-from train.feature_cache import FeatureCache
 
 
 @dataclass
@@ -499,5 +499,10 @@ def cut_log(path: Path, step: int) -> None:
         write_jsonl_atomic(path, kept)
 
 
+def cli() -> int:
+    """The installed command (see [project.scripts] in pyproject.toml)."""
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main))
+    sys.exit(cli())

@@ -178,7 +178,7 @@ class AlignConfig(Config):
     def check_objective(self) -> list[str]:
         problems = []
         if self.train.objective == "ctc":
-            from adapters import PROJECTORS
+            from lalm.adapters import PROJECTORS
 
             ctc = [n for n in PROJECTORS.names() if hasattr(PROJECTORS.get(n), "ctc_loss")]
             if not any(b.projector.name in ctc and b.trainable for b in self.model.branches):

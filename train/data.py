@@ -20,7 +20,7 @@ from lalm.audio import AudioError, load_audio, probe_audio
 from lalm.jsonl import read_lines
 from lalm.model import pad_waveforms
 from lalm.processor import IGNORE, collate
-from train.config import DataConfig, SourceConfig
+from lalm.train.config import DataConfig, SourceConfig
 
 
 @dataclass(frozen=True)

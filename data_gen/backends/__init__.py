@@ -84,7 +84,7 @@ BACKENDS: Registry[Backend] = Registry("backend")
 
 def backend_class(name: str) -> type[Backend]:
     # Importing the modules registers them; vllm and openai are imported only when their backend is built.
-    from data_gen.backends import hf, openai_api, vllm_engine  # noqa: F401
+    from lalm.data_gen.backends import hf, openai_api, vllm_engine  # noqa: F401
 
     return BACKENDS.get(name)
 

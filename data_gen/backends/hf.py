@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from transformers import GenerationConfig
 
-from data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
 from lalm.config import LLMConfig
+from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
 from lalm.llm import load_llm
 
 RANDOM_PREFIX = "random:"

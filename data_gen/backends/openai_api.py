@@ -11,7 +11,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
+from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
 
 
 @BACKENDS.register("openai")

@@ -8,7 +8,7 @@ kit's tests.
 
 from __future__ import annotations
 
-from data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
+from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
 from lalm.paths import resolve_path
 
 
