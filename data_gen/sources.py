@@ -8,7 +8,6 @@ cannot be read becomes a Record with an `error` instead of stopping the run.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from lalm.data_gen.meta import META_MAP
 from lalm.data_gen.store import safe_name
-from lalm.jsonl import read_lines, write_atomic
+from lalm.jsonl import parse_object, read_lines, write_atomic
 
 #: Row fields that `--hf-columns` can map dataset columns to; `meta.<field>` maps into the metadata.
 HF_FIELDS = ("id", "text", "audio", "duration")
@@ -168,14 +167,9 @@ def _json_lines(path: str | Path) -> Iterator[tuple[int, dict, str | None]]:
             yield number, {}, f"encoding: {undecodable}; re-encode the manifest as UTF-8"
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield number, {}, f"json: invalid JSON ({err})"
-            continue
-        if not isinstance(data, dict):
-            yield number, {}, f"json: not a JSON object but a {type(data).__name__}"
-            continue
-        yield number, data, None
+            yield number, parse_object(line), None
+        except ValueError as err:
+            yield number, {}, f"json: {err}"
 
 
 def _resolve_audio(row: dict, base: Path) -> dict:

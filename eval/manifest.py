@@ -11,11 +11,10 @@ own item, at generation time.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lalm.eval.items import DataError, EvalItem, EvalSet, audio_file, missing_fields, unique_ids
-from lalm.jsonl import read_lines
+from lalm.jsonl import parse_object, read_lines
 
 OWN_FIELDS = ("id", "audio", "prompt", "question")
 
@@ -45,12 +44,9 @@ def load_manifest(path: str | Path, name: str, scorer: str, limit: int | None = 
 
 def _parse(line: str, path: Path, number: int) -> dict:
     try:
-        row = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{number}: not valid JSON ({err}); fix or delete the line") from err
-    if not isinstance(row, dict):
-        raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-    return row
+        return parse_object(line)
+    except ValueError as err:
+        raise DataError(f"{path}:{number}: {err}; fix or delete the line") from err
 
 
 def _item(row: dict, path: Path, number: int, scorer: str) -> EvalItem:

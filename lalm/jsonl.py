@@ -86,6 +86,17 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield number, text
 
 
+def parse_object(line: str) -> dict:
+    """One JSONL line that must hold a JSON object (a row); the ValueError says why it does not."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")  # noqa: TRY004 (bad data, one error type with bad JSON)
+    return value
+
+
 def _parse(path: str | Path, number: int, line: str, hint: str = "") -> Any:
     try:
         return json.loads(line)

@@ -57,3 +57,24 @@ def sift(tmp_path_factory):
     rows = [json.dumps(r) for r in lines] + ["{bad json", json.dumps({"id": "b", "audio": "broken.wav", "response": "x"})]
     (root / "sift.jsonl").write_text("\n".join(rows) + "\n")
     return root / "sift.jsonl"
+
+
+def hold_until_cancelled(streamer, started, seen: dict, wait_s: float = 30.0) -> None:
+    """Make a generation streamer hold its first token until its row is cancelled (`wait_s` at most):
+    `started` is set once the token is out, `seen["cancelled"]` records whether the cancel came.
+    For tests of a client that leaves mid-answer (the server must cancel its row)."""
+    import time
+
+    put = streamer.put
+
+    def put_then_wait(value):
+        put(value)
+        row = streamer.rows[0]
+        if len(row.token_ids) == 1 and "cancelled" not in seen:
+            started.set()
+            deadline = time.monotonic() + wait_s
+            while not row.cancelled() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            seen["cancelled"] = row.cancelled()
+
+    streamer.put = put_then_wait

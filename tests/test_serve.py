@@ -18,7 +18,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import types
 import urllib.error
 import urllib.request
@@ -29,6 +28,7 @@ import openai
 import pytest
 import soundfile as sf
 import torch
+from conftest import hold_until_cancelled
 
 from lalm import LALM
 from lalm.audio import MAX_CLIP_SECONDS
@@ -388,19 +388,7 @@ def test_a_plain_request_whose_client_leaves_stops_generating(tiny_config):
     generate_batch = model.generate_batch
 
     def gated(conversations, audio, streamer, **kwargs):
-        put = streamer.put
-
-        def put_then_wait(value):
-            put(value)
-            row = streamer.rows[0]
-            if len(row.token_ids) == 1 and "cancelled" not in seen:
-                started.set()
-                deadline = time.monotonic() + 30
-                while not row.cancelled() and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                seen["cancelled"] = row.cancelled()
-
-        streamer.put = put_then_wait
+        hold_until_cancelled(streamer, started, seen)
         try:
             return generate_batch(conversations, audio, streamer=streamer, **kwargs)
         finally:

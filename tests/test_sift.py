@@ -92,7 +92,7 @@ def test_bad_rows_become_rejects_with_reasons_and_the_run_goes_on(tmp_path):
     assert rejects[3]["id"] == "missing" and "no such audio file" in rejects[3]["reason"]
     assert rejects[4]["reason"].startswith("audio:") and "unreadable audio" in rejects[4]["reason"]
     assert rejects[5]["reason"].startswith("text: empty")
-    assert rejects[6]["id"] is None and rejects[6]["reason"].startswith("json: invalid JSON")
+    assert rejects[6]["id"] is None and rejects[6]["reason"].startswith("json: not valid JSON")
     assert rejects[7]["reason"].startswith("meta.emotion: unknown value 'fearfull'; valid: angry,")
     assert rejects[8]["reason"] == "id: duplicate id 'utt0', first seen on line 1"
     assert summary["reject_reasons"] == {"audio": 2, "text": 1, "json": 1, "meta.emotion": 1, "id": 1}

@@ -22,6 +22,7 @@ import urllib.request
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import hold_until_cancelled
 
 from lalm import LALM
 from lalm.serve import App, Server
@@ -203,20 +204,8 @@ def test_new_chat_leaves_nothing_of_the_old_one(tiny_config, browser, tmp_path):
 
     def spy(conversations, audio, streamer, **kwargs):
         calls.append(([[len(clip) for clip in row] for row in audio], len(conversations[0])))
-        if hold.is_set():  # hold the first token until the row is cancelled (30 s at most)
-            put = streamer.put
-
-            def put_then_wait(value):
-                put(value)
-                row = streamer.rows[0]
-                if len(row.token_ids) == 1 and "cancelled" not in seen:
-                    started.set()
-                    deadline = time.monotonic() + 30
-                    while not row.cancelled() and time.monotonic() < deadline:
-                        time.sleep(0.02)
-                    seen["cancelled"] = row.cancelled()
-
-            streamer.put = put_then_wait
+        if hold.is_set():
+            hold_until_cancelled(streamer, started, seen)
         try:
             return generate_batch(conversations, audio, streamer=streamer, **kwargs)
         finally:

@@ -7,7 +7,6 @@ every world-th batch, and a resumed run skips the batches already consumed witho
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from lalm.audio import AudioError, load_audio, probe_audio
-from lalm.jsonl import read_lines
+from lalm.jsonl import parse_object, read_lines
 from lalm.model import pad_waveforms
 from lalm.processor import IGNORE, collate
 from lalm.train.config import DataConfig, SourceConfig
@@ -111,11 +110,9 @@ def parse_row(index: int, cfg: SourceConfig, path: Path, line_no: int, line: str
     """One source line as a Row, or a RowError naming the first thing wrong with it."""
     where = f"{path}:{line_no}"  # the row's name in skips and logs, also its id when it has none
     try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise RowError(f"bad JSON ({err})") from err
-    if not isinstance(raw, dict):
-        raise RowError(f"expected a JSON object, got {type(raw).__name__}")
+        raw = parse_object(line)
+    except ValueError as err:
+        raise RowError(str(err)) from err
     if "audio" not in raw:
         raise RowError("missing field 'audio'")
     audio = raw["audio"]
