@@ -26,26 +26,39 @@ CHATML_TEMPLATE = (
 
 def load_llm(cfg: LLMConfig):
     """Return (model, tokenizer) for `cfg`, in eval mode with every parameter frozen."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     dtype = DTYPES[cfg.dtype]
+    tokenizer = load_tokenizer(cfg)
     if cfg.random_config is not None:
-        model, tokenizer = build_random_llm(cfg.random_config, cfg.seed, dtype)
+        model = build_random_llm(cfg.random_config, cfg.seed, dtype, tokenizer)
     else:
         source, gguf_file = split_gguf_path(resolve_path(cfg.path), cfg.gguf_file)
         if cfg.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
             raise ImportError("llm.attn_implementation=flash_attention_2 needs flash-attn: pip install 'lalm-kit[flash]'")
         extra = {"gguf_file": gguf_file} if gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, attn_implementation=cfg.attn_implementation, **extra
         )
+    model.eval().requires_grad_(False)
+    return model, tokenizer
+
+
+def load_tokenizer(cfg: LLMConfig):
+    """The LLM's tokenizer alone (no weights), as the model uses it: a processor can be built from the
+    config without the LLM (DataLoader workers, data tools)."""
+    if cfg.random_config is not None:
+        tokenizer = byte_chatml_tokenizer()
+    else:
+        from transformers import AutoTokenizer
+
+        source, gguf_file = split_gguf_path(resolve_path(cfg.path), cfg.gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
     if tokenizer.chat_template is None:
         raise ValueError(f"LLM {cfg.path!r} has no chat template; the kit needs a chat (instruct) model")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.eval().requires_grad_(False)
-    return model, tokenizer
+    return tokenizer
 
 
 def split_gguf_path(path: str, gguf_file: str | None) -> tuple[str, str | None]:
@@ -56,15 +69,14 @@ def split_gguf_path(path: str, gguf_file: str | None) -> tuple[str, str | None]:
     return path, gguf_file
 
 
-def build_random_llm(model_config: dict, seed: int, dtype: torch.dtype):
-    """A randomly initialised causal LM with a byte-level ChatML tokenizer, built fully offline.
+def build_random_llm(model_config: dict, seed: int, dtype: torch.dtype, tokenizer):
+    """A randomly initialised causal LM sized for `tokenizer` (the byte-level ChatML one), built offline.
 
     Tests and the tiny config use it. The same (config, seed) always gives the same weights, which
     is how a checkpoint of a random-base model is restored without storing the base.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    tokenizer = byte_chatml_tokenizer()
     fields = dict(model_config)
     model_type = fields.pop("model_type", "qwen2")
     fields.setdefault("vocab_size", len(tokenizer))
@@ -80,7 +92,7 @@ def build_random_llm(model_config: dict, seed: int, dtype: torch.dtype):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    return model, tokenizer
+    return model
 
 
 def byte_chatml_tokenizer():
