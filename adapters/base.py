@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -10,21 +14,47 @@ class Projector(nn.Module):
     """Base class for projectors.
 
     A projector maps encoder features [B, T, in_dim] with valid lengths [B] to LLM embeddings
-    [B, T', out_dim] with valid lengths [B]. T' must be computable from T alone
-    (`output_lengths`), because the processor reserves exactly that many prompt positions before
-    the audio is encoded. `rate_divisor` is how many input frames make one output frame on
-    average, so output rate = encoder frame rate / rate_divisor.
+    [B, T', out_dim] with valid lengths [B]. T' must be computable from T and the config's options
+    alone (`count`, from the options named in `length_options`), because the processor reserves
+    exactly that many prompt positions before the audio is encoded, and is built from the config
+    without the model (`length_rule`). A content-dependent projector (CTC compression) says so in
+    `content_dependent`; its prompts are built after projection. `rate_divisor` is how many input
+    frames make one output frame on average, so output rate = encoder frame rate / rate_divisor.
     """
 
     rate_divisor: float
+    #: Constructor options that decide output lengths; the instance keeps each as an attribute.
+    length_options: tuple[str, ...] = ()
 
     def __init__(self, in_dim: int, out_dim: int):
         super().__init__()
         self.in_dim = in_dim
         self.out_dim = out_dim
 
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def count(lengths: torch.Tensor, **length_options: int) -> torch.Tensor:
+        """Output frames for `lengths` input frames: the one length rule of a projector class."""
         raise NotImplementedError
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return self.count(lengths, **{name: getattr(self, name) for name in self.length_options})
+
+    @classmethod
+    def options_with_defaults(cls, options: dict) -> dict:
+        """The config's options completed with the constructor's defaults."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[3:]  # self, in_dim, out_dim
+        return {**{p.name: p.default for p in params if p.default is not inspect.Parameter.empty}, **options}
+
+    @classmethod
+    def length_rule(cls, options: dict) -> Callable[[torch.Tensor], torch.Tensor]:
+        """`output_lengths` from the config's options alone, without building the projector."""
+        full = cls.options_with_defaults(options)
+        return functools.partial(cls.count, **{name: full[name] for name in cls.length_options})
+
+    @classmethod
+    def content_dependent(cls, options: dict) -> bool:
+        """Whether the emitted length depends on what was said (then `count` is an upper bound)."""
+        return False
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -83,6 +113,8 @@ class StackingProjector(Projector):
     here so every stacking projector handles padding the same, tested way.
     """
 
+    length_options = ("k",)
+
     def __init__(self, in_dim: int, out_dim: int, k: int):
         check_positive(k=k)
         super().__init__(in_dim, out_dim)
@@ -93,8 +125,9 @@ class StackingProjector(Projector):
         """groups [B, N, k, in_dim] -> [B, N, out_dim]."""
         raise NotImplementedError
 
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return ceil_div(lengths, self.k)
+    @staticmethod
+    def count(lengths: torch.Tensor, k: int) -> torch.Tensor:
+        return ceil_div(lengths, k)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out_lengths = self.output_lengths(lengths)

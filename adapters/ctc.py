@@ -44,6 +44,8 @@ class CTCProjector(Projector):
         lm_candidates: tokens considered per position (the CTC head's best).
     """
 
+    length_options = ("k",)
+
     def __init__(self, in_dim: int, out_dim: int, k: int = 4, hidden: int = 1536, compress: bool = True,
                  emit: str = "soft", negatives: int = 4096, token_bias: bool = True, lm_weight: float = 0.0,
                  lm_beam: int = 8, lm_candidates: int = 5):
@@ -57,7 +59,6 @@ class CTCProjector(Projector):
         super().__init__(in_dim, out_dim)
         self.k, self.rate_divisor = k, k
         self.compress, self.emit, self.negatives, self.token_bias = compress, emit, negatives, token_bias
-        self.dynamic_lengths = compress
         self.lm_weight, self.lm_beam, self.lm_candidates = float(lm_weight), lm_beam, lm_candidates
         self._lm: list = []  # (llm, user-turn prefix ids, end ids) when bound; the LLM is never owned
         self.mlp = nn.Sequential(nn.Linear(in_dim * k, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
@@ -99,9 +100,14 @@ class CTCProjector(Projector):
 
     # ------------------------------------------------------------------------------------------ scoring
 
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def count(lengths: torch.Tensor, k: int) -> torch.Tensor:
         """Stacked frames; with `compress` an upper bound, the real count comes from `forward`."""
-        return ceil_div(lengths, self.k)
+        return ceil_div(lengths, k)
+
+    @classmethod
+    def content_dependent(cls, options: dict) -> bool:
+        return bool(cls.options_with_defaults(options)["compress"])
 
     def hidden(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per stacked frame, the vector scored against the embeddings: ([B, N, out_dim], lengths [B])."""

@@ -15,7 +15,7 @@ it never heard. The projector then turns sounds into words the classic way:
    would stand), so "capital of France" wins over "capital of Franz";
 5. the chosen words' token embeddings, from the LLM's own table, are the projector's output.
 
-Output lengths therefore depend on what was said (`dynamic_lengths`): the processor builds prompts
+Output lengths therefore depend on what was said (`content_dependent`): the processor builds prompts
 after projection, as for `ctc` with compression. The words heard are also the model's transcript
 (`heard_ids`), which evaluation reports as WER.
 """
@@ -77,6 +77,8 @@ class PhonemeCTCProjector(Projector):
             best of 0 to 9 on the demo (docs/quality.md).
     """
 
+    length_options = ("k",)
+
     def __init__(self, in_dim: int, out_dim: int, k: int = 2, hidden: int = 1024, dropout: float = 0.0, voice: str = "en-us",
                  phonemes: str | None = None, wordnet: str | None = "/usr/share/wordnet",
                  words: str | None = None, joinable: str | None = None, lm_weight: float = 1.0, lm_beam: int = 4,
@@ -105,7 +107,6 @@ class PhonemeCTCProjector(Projector):
         self.lm_spellings, self.acoustic, self.lm_slack = lm_spellings, acoustic, float(lm_slack)
         self.distance_cost = float(distance_cost)
         self.split_cost = None if split_cost is None else float(split_cost)
-        self.dynamic_lengths = True
         self.boundary = len(self.inventory) + 1  # labels: 0 blank, 1..P phonemes, P+1 word boundary
         self._index = {p: i + 1 for i, p in enumerate(self.inventory)}
         self.dropout = dropout
@@ -154,9 +155,14 @@ class PhonemeCTCProjector(Projector):
 
     # ------------------------------------------------------------------------------------------ scoring
 
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def count(lengths: torch.Tensor, k: int) -> torch.Tensor:
         """Stacked frames: the classifier's positions (the emitted token count comes from `forward`)."""
-        return ceil_div(lengths, self.k)
+        return ceil_div(lengths, k)
+
+    @classmethod
+    def content_dependent(cls, options: dict) -> bool:
+        return True
 
     def logits(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, N, 2 + P] scores over (blank, phonemes, boundary) per stacked frame, and the lengths N."""

@@ -74,6 +74,8 @@ class WindowQFormer(Projector):
         num_heads: attention heads; must divide dim.
     """
 
+    length_options = ("window", "num_queries")
+
     def __init__(
         self,
         in_dim: int,
@@ -102,8 +104,9 @@ class WindowQFormer(Projector):
         self.out_norm = nn.LayerNorm(dim)
         self.proj = nn.Linear(dim, out_dim)
 
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return ceil_div(lengths, self.window) * self.num_queries
+    @staticmethod
+    def count(lengths: torch.Tensor, window: int, num_queries: int) -> torch.Tensor:
+        return ceil_div(lengths, window) * num_queries
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         windows = group_frames(features, lengths, self.window)  # [B, N, window, in_dim]

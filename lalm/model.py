@@ -6,7 +6,6 @@ embeddings spliced into placeholder positions with one masked_scatter per branch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,11 @@ from torch import nn
 
 from lalm.adapters import build_projector
 from lalm.audio import load_audio
+from lalm.clips import EncodedClip, batch_clips, split_clips
 from lalm.config import ModelConfig
 from lalm.encoders import ENCODERS, AudioEncoder
 from lalm.llm import load_llm
 from lalm.processor import IGNORE, Conversation, LALMProcessor, collate
-
-
-@dataclass
-class EncodedClip:
-    """A clip already through the frozen encoders: reuse it across turns instead of re-encoding."""
-
-    samples: int
-    features: dict[str, torch.Tensor]  # branch -> [T, D] encoder output
-
 
 AudioInput = str | Path | np.ndarray | torch.Tensor | EncodedClip
 
@@ -41,14 +32,6 @@ class Branch(nn.Module):
         self.encoder = encoder
         self.projector = projector
 
-    @property
-    def dynamic(self) -> bool:
-        """Whether the projector's output length depends on the audio's content (CTC compression)."""
-        return bool(getattr(self.projector, "dynamic_lengths", False))
-
-    def positions(self, samples: int) -> int:
-        frames = self.encoder.output_lengths(torch.tensor([samples]))
-        return int(self.projector.output_lengths(frames)[0])
 
 
 class LALM(nn.Module):
@@ -72,12 +55,7 @@ class LALM(nn.Module):
             self.branches[b.name] = Branch(encoder, projector)
         if config.llm.lora.enabled:
             add_lora(self.llm, config.llm.lora)
-        self.processor = LALMProcessor(
-            self.tokenizer, config.prompt.layout,
-            {name: branch.positions for name, branch in self.branches.items()},
-            config.prompt.system_prompt,
-            dynamic=frozenset(name for name, branch in self.branches.items() if branch.dynamic),
-        )
+        self.processor = LALMProcessor.from_config(config, self.tokenizer)
 
     # ----------------------------------------------------------------------------- modes and weights
 
@@ -114,6 +92,11 @@ class LALM(nn.Module):
         """Frozen encoder outputs per branch: {name: (features [N, T, D], lengths [N])}."""
         with torch.no_grad():
             return {name: branch.encoder(waveforms, lengths) for name, branch in self.branches.items()}
+
+    def audio_features(self, waveforms: torch.Tensor | None = None, wave_lengths: torch.Tensor | None = None,
+                       encoder_features: dict | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """A training batch's encoder outputs: the cached ones it carries, else its waveforms encoded now."""
+        return encoder_features if encoder_features is not None else self.encode_audio(waveforms, wave_lengths)
 
     def project(self, encoded: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Projector outputs per branch: {name: (features [N, T', H], lengths [N])}."""
@@ -157,17 +140,29 @@ class LALM(nn.Module):
     @torch.no_grad()
     def transcribe(self, audio: list[AudioInput]) -> list[str]:
         """What the CTC projector heard in each clip, as text (models with a `ctc` projector)."""
-        features = self.batch_clips([self.encode_clip(a) for a in audio])
+        features = self.batch_clips(self.encode_clips(audio))
         return [self.tokenizer.decode(ids).strip() for ids in self.transcribe_features(features)]
 
+    @torch.no_grad()
+    def encode_clips(self, audio: list[AudioInput]) -> list[EncodedClip]:
+        """The one encode path: the clips not encoded yet go through the frozen encoders as one padded
+        batch (encoded clips pass through); chat, server, eval, training and the feature cache use it."""
+        todo = [i for i, a in enumerate(audio) if not isinstance(a, EncodedClip)]
+        clips = list(audio)
+        if todo:
+            waves, lengths = pad_waveforms([as_waveform(audio[i]) for i in todo])
+            encoded = self.encode_audio(waves.to(self.device), lengths.to(self.device))
+            for i, clip in zip(todo, split_clips(encoded, lengths.tolist())):
+                clips[i] = clip
+        return clips
+
+    def encode_clip(self, audio: AudioInput) -> EncodedClip:
+        """One clip through the frozen encoders; pass the result to `generate` in later turns."""
+        return self.encode_clips([audio])[0]
+
     def batch_clips(self, clips: list[EncodedClip]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Encoded clips padded into one batch per branch: {name: (features [N, T, D], lengths [N])}."""
-        features = {}
-        for name in self.branches:
-            feats = [c.features[name] for c in clips]
-            features[name] = (nn.utils.rnn.pad_sequence(feats, batch_first=True),
-                              torch.tensor([f.shape[0] for f in feats], device=self.device))
-        return features
+        """Encoded clips padded into one batch per branch, on the model's device (`lalm.clips.batch_clips`)."""
+        return batch_clips(clips, list(self.branches), self.device)
 
     # ----------------------------------------------------------------------------- training
 
@@ -181,8 +176,7 @@ class LALM(nn.Module):
         after projection, from the counts it returns. The caller normalises the loss, so gradient
         accumulation can divide by a whole step's tokens.
         """
-        if encoder_features is None:
-            encoder_features = self.encode_audio(waveforms, wave_lengths)
+        encoder_features = self.audio_features(waveforms, wave_lengths, encoder_features)
         audio = self.project(encoder_features)
         if prompts is not None:
             encoded = [self.processor.encode(p["conversation"], [counts], p["target"], p["supervise_end"])
@@ -232,26 +226,16 @@ class LALM(nn.Module):
 
     # ----------------------------------------------------------------------------- inference
 
-    @torch.no_grad()
-    def encode_clip(self, audio: AudioInput) -> EncodedClip:
-        """Run one clip through the frozen encoders once; pass the result to `generate` in later turns."""
-        if isinstance(audio, EncodedClip):
-            return audio
-        wave = as_waveform(audio).to(self.device)
-        encoded = self.encode_audio(wave[None], torch.tensor([wave.numel()], device=self.device))
-        return EncodedClip(wave.numel(), {n: f[0, : int(ln[0])] for n, (f, ln) in encoded.items()})
-
     def prepare(self, conversations: list[Conversation], audio: list[list[AudioInput]]) -> dict:
         """Left-padded generation batch: token ids, slots, and projected audio features per branch.
 
         The audio is projected first and the prompts are built from the counts the projectors
         return, so content-dependent projectors (CTC compression) get exactly their positions.
         """
-        clips = [[self.encode_clip(a) for a in row] for row in audio]
-        flat = [c for row in clips for c in row]
+        flat = self.encode_clips([a for row in audio for a in row])  # every clip of the batch at once
         projected = self.project(self.batch_clips(flat)) if flat else {}
         counts = iter(self.clip_counts(projected))
-        encoded = [self.processor.encode(conv, [next(counts) for _ in row]) for conv, row in zip(conversations, clips)]
+        encoded = [self.processor.encode(conv, [next(counts) for _ in row]) for conv, row in zip(conversations, audio)]
         batch = {k: v.to(self.device) for k, v in collate(encoded, self.tokenizer.pad_token_id, left_pad=True).items()}
         batch["audio"] = projected
         return batch

@@ -15,8 +15,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+from lalm.adapters import PROJECTORS
+from lalm.encoders import ENCODERS
+from lalm.llm import load_tokenizer
+
+if TYPE_CHECKING:
+    from lalm.config import ModelConfig
 
 AUDIO_SENTINEL = "\ue000"  # private-use characters: never in real text, survive any chat template
 TARGET_SENTINEL = "\ue001"
@@ -38,8 +46,24 @@ class Encoded:
 ClipPositions = int | dict[str, int]
 
 
+@dataclass(frozen=True)
+class BranchLength:
+    """Prompt positions of one branch for a clip of n samples: the encoder's length rule, then the
+    projector's, both read from the config (`length_rule`), so no model is needed."""
+
+    encoder: Callable[[torch.Tensor], torch.Tensor]
+    projector: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, samples: int) -> int:
+        return int(self.projector(self.encoder(torch.tensor([samples])))[0])
+
+
 class LALMProcessor:
     """Renders conversations with the LLM's own chat template and expands audio placeholders.
+
+    Built from a model config alone (`from_config`), like Hugging Face's audio processors: it holds
+    the tokenizer and per-branch length rules, never the model's modules, so it can go to DataLoader
+    workers and data tools without the encoders or the LLM.
 
     Args:
         tokenizer: the frozen LLM's tokenizer (with a chat template).
@@ -65,6 +89,20 @@ class LALMProcessor:
             elif piece:
                 self.layout.append(self._ids(piece))
         self.filler_id = tokenizer.pad_token_id
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, tokenizer=None) -> LALMProcessor:
+        """The processor of the model `config` describes; `tokenizer` defaults to the LLM's own
+        (loaded without the LLM's weights)."""
+        lengths, dynamic = {}, set()
+        for b in config.branches:
+            encoder = ENCODERS.get(b.encoder.name).length_rule(b.encoder.path, b.encoder.random_config)
+            projector = PROJECTORS.get(b.projector.name)
+            lengths[b.name] = BranchLength(encoder, projector.length_rule(b.projector.options))
+            if projector.content_dependent(b.projector.options):
+                dynamic.add(b.name)
+        return cls(tokenizer if tokenizer is not None else load_tokenizer(config.llm), config.prompt.layout,
+                   lengths, config.prompt.system_prompt, dynamic=frozenset(dynamic))
 
     def encode(self, conversation: Conversation, audio_samples: list[ClipPositions], target: str | None = None,
                supervise_end: bool = True) -> Encoded:

@@ -318,9 +318,7 @@ def record_skips(run: Run, failed: list[dict], anyone: bool) -> None:
 def ctc_loss(model: LALM, batch: dict, device) -> torch.Tensor:
     """Summed CTC loss of a batch on its targets' LLM token ids; the LLM itself does not run."""
     inputs = to_device(model_inputs(batch), device)
-    features = inputs.get("encoder_features")
-    if features is None:
-        features = model.encode_audio(inputs["waveforms"], inputs["wave_lengths"])
+    features = model.audio_features(inputs.get("waveforms"), inputs.get("wave_lengths"), inputs.get("encoder_features"))
     return model.ctc_loss(features, batch["ctc_targets"])[0]
 
 
@@ -359,7 +357,8 @@ def validation_scores(run: Run) -> dict[str, float]:
         with autocast(cfg, dist.device):
             if ctc:
                 inputs = to_device(model_inputs(b), dist.device)
-                features = inputs.get("encoder_features") or model.encode_audio(inputs["waveforms"], inputs["wave_lengths"])
+                features = model.audio_features(inputs.get("waveforms"), inputs.get("wave_lengths"),
+                                                inputs.get("encoder_features"))
                 # eval mode scores the whole vocabulary: the loss inference would see
                 loss = sum(branch.projector.ctc_loss(*features[name], b["ctc_targets"])[0]
                            for name, branch in model.branches.items() if hasattr(branch.projector, "ctc_loss"))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from lalm.audio import AudioError, load_audio, probe_audio
+from lalm.clips import EncodedClip, batch_clips
 from lalm.jsonl import parse_object, read_lines
 from lalm.model import pad_waveforms
 from lalm.processor import IGNORE, collate
@@ -292,14 +293,14 @@ class BatchLoader(torch.utils.data.IterableDataset):
                     p["conversation"], [empty], p["target"], p["supervise_end"]).labels[1:])
                 for p in batch["prompts"])
         else:
-            samples = [c["num_samples"] if isinstance(c, dict) else c.numel() for c in clips]
+            samples = [c.samples if isinstance(c, EncodedClip) else c.numel() for c in clips]
             examples = [self.processor.encode(r.conversation(), [n], r.target, supervise_end=not r.truncated)
                         for r, n in zip(kept, samples)]
             batch.update(collate(examples, tokenizer.pad_token_id))
             batch["num_targets"] = int((batch["labels"][:, 1:] != IGNORE).sum())
         batch["audio_seconds"] = sum(r.duration for r in kept)
         if self.feature_cache is not None:
-            batch["encoder_features"] = self.feature_cache.collate(clips)
+            batch["encoder_features"] = batch_clips(clips, self.feature_cache.names)
         else:
             batch["waveforms"], batch["wave_lengths"] = pad_waveforms(clips)
         if self.teacher:

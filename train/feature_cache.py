@@ -1,5 +1,6 @@
 """Encoder outputs computed once and read back in training: the encoders are frozen, so their
-features never change while the projectors learn.
+features never change while the projectors learn. An entry is a `lalm.clips.EncodedClip`, the unit
+inference keeps across turns too.
 
 One safetensors file per clip under a 2-level fan-out. The key covers every branch's encoder
 identity (name, weights, options) and the audio file's path, size and modification time, so a new
@@ -18,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from lalm.audio import AudioError, load_audio
-from lalm.model import pad_waveforms
+from lalm.clips import EncodedClip
 
 NUM_SAMPLES = "__num_samples__"
 
@@ -41,42 +42,34 @@ class FeatureCache:
     def has(self, audio: str) -> bool:
         return self.file(audio).is_file()
 
-    def get(self, audio: str) -> dict:
-        """{branch: features [T, D], "num_samples": int}; KeyError when the clip is not cached."""
+    def get(self, audio: str) -> EncodedClip:
+        """The clip's encoder outputs; KeyError when the clip is not cached (or its entry is damaged)."""
         path = self.file(audio)
         if not path.is_file():
             raise KeyError(f"{audio} is not in the feature cache {self.dir}")
         try:
             data = load_file(path)
-            data["num_samples"] = int(data.pop(NUM_SAMPLES))
+            samples = int(data.pop(NUM_SAMPLES))
         except Exception as err:  # safetensors raises its own error type for a damaged file
             # A damaged entry costs its row (a named skip), not the run; deleting it re-encodes it.
             raise KeyError(f"{audio}: the feature cache entry {path} is damaged ({err}); delete it and "
                            "rerun to encode the clip again") from err
-        return data
+        return EncodedClip(samples, data)
 
-    def put(self, audio: str, num_samples: int, features: dict[str, torch.Tensor]) -> None:
+    def put(self, audio: str, clip: EncodedClip) -> None:
         """Write one clip atomically (temp file + rename): a crash leaves no half-written entry."""
         path = self.file(audio)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         try:
-            tensors = {n: f.contiguous().cpu() for n, f in features.items()}
-            save_file({**tensors, NUM_SAMPLES: torch.tensor([num_samples])}, tmp)
+            tensors = {n: f.contiguous().cpu() for n, f in clip.features.items()}
+            save_file({**tensors, NUM_SAMPLES: torch.tensor([clip.samples])}, tmp)
             os.replace(tmp, path)
         finally:
             # A failed write (disk full) must not leave a temp file behind for every clip it failed on.
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-    def collate(self, clips: list[dict]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        out = {}
-        for name in self.names:
-            feats = [c[name] for c in clips]
-            lengths = torch.tensor([f.shape[0] for f in feats])
-            out[name] = (torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lengths)
-        return out
 
     @torch.no_grad()
     def fill(self, model, audio_files: list[str], batch_seconds: float, rank: int = 0, world: int = 1,
@@ -95,10 +88,8 @@ class FeatureCache:
 
         def flush():
             nonlocal done
-            waves, lengths = pad_waveforms([w for _, w in batch])
-            encoded = model.encode_audio(waves.to(model.device), lengths.to(model.device))
-            for i, (audio, wave) in enumerate(batch):
-                self.put(audio, wave.numel(), {n: f[i, : int(ln[i])] for n, (f, ln) in encoded.items()})
+            for (audio, _), clip in zip(batch, model.encode_clips([w for _, w in batch])):
+                self.put(audio, clip)
             done += len(batch)
             bar.update(len(batch))
             batch.clear()

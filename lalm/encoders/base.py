@@ -8,6 +8,9 @@ kit, so they only need to be correct and fast in eval mode.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -27,9 +30,29 @@ class AudioEncoder(nn.Module):
     frame_rate: float
     identity: str = "random"
 
+    @staticmethod
+    def count(num_samples: torch.Tensor, **length_params: int) -> torch.Tensor:
+        """Valid output frames for clips of `num_samples` samples: the one length rule of the class."""
+        raise NotImplementedError
+
+    @classmethod
+    def length_params(cls, path: str | None, random_config: dict | None) -> dict:
+        """What `count` needs beyond the sample count, read from the config (and at most the weights'
+        small config file), never from the weights: a processor is built from the config alone."""
+        return {}
+
     def output_lengths(self, num_samples: torch.Tensor) -> torch.Tensor:
         """Valid output frames for clips of `num_samples` samples (LongTensor in, LongTensor out)."""
-        raise NotImplementedError
+        return self.count(torch.as_tensor(num_samples), **self.own_length_params())
+
+    def own_length_params(self) -> dict:
+        """`length_params` of this built encoder (subclasses with parameters override it)."""
+        return {}
+
+    @classmethod
+    def length_rule(cls, path: str | None, random_config: dict | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """`output_lengths` from the config alone, without building the encoder."""
+        return functools.partial(cls.count, **cls.length_params(path, random_config))
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waveforms [B, S] float at 16 kHz (zero-padded), lengths [B] samples -> (features [B, T, D], lengths [B])."""

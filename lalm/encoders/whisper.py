@@ -114,8 +114,8 @@ class WhisperEncoder(AudioEncoder):
         tail = round(self.tail_seconds * SAMPLE_RATE)
         return min(WINDOW_SAMPLES, max(window_samples + tail, round(self.pad_to_seconds * SAMPLE_RATE)))
 
-    def output_lengths(self, num_samples: torch.Tensor) -> torch.Tensor:
-        num_samples = torch.as_tensor(num_samples)
+    @staticmethod
+    def count(num_samples: torch.Tensor) -> torch.Tensor:
         full, rest = num_samples // WINDOW_SAMPLES, num_samples % WINDOW_SAMPLES
         per_full = conv_frames(mel_frames(torch.tensor(WINDOW_SAMPLES)))
         return full * per_full + torch.where(rest > 0, conv_frames(mel_frames(rest)), 0)

@@ -491,10 +491,18 @@ class ZipformerEncoder(AudioEncoder):
         self.frame_rate = 50.0 / cfg.output_downsampling_factor
         self.identity = f"zipformer:{path or f'random-{seed}'}"
 
-    def output_lengths(self, num_samples: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def count(num_samples: torch.Tensor, factor: int) -> torch.Tensor:
         front = ((num_frames(num_samples) - 7) // 2).clamp(min=0)
-        factor = self.config.output_downsampling_factor
         return -(-front // factor)
+
+    @classmethod
+    def length_params(cls, path: str | None, random_config: dict | None) -> dict:
+        fields = random_config if random_config is not None else read_auden_config(path)
+        return {"factor": ZipformerConfig.from_dict(fields).output_downsampling_factor}
+
+    def own_length_params(self) -> dict:
+        return {"factor": self.config.output_downsampling_factor}
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, frames = kaldi_fbank_batch(waveforms, lengths, self.config.feature_dim)
@@ -529,14 +537,30 @@ def load_auden_checkpoint(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
         weights, config_file = path, os.path.join(os.path.dirname(path), "config.json")
     else:
         config_file, weights = _download(path)
+    fields, module = _encoder_fields(config_file)
+    return fields, _encoder_state(_read_weights(weights), module)
+
+
+def read_auden_config(path: str) -> dict:
+    """The Zipformer config fields of an Auden checkpoint (dir, weight file or hub id), without its weights."""
+    path = resolve_path(path)
+    if os.path.isdir(path) or os.path.isfile(path):
+        config_file = os.path.join(path if os.path.isdir(path) else os.path.dirname(path), "config.json")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        config_file = hf_hub_download(path, "config.json")
+    return _encoder_fields(config_file)[0]
+
+
+def _encoder_fields(config_file: str) -> tuple[dict, str | None]:
+    """(encoder fields, the composite model's encoder module name or None) from a config.json."""
     with open(config_file) as f:
         raw = json.load(f)
-    fields, module = raw, None
     for key in NESTED_CONFIG_KEYS:
         if isinstance(raw.get(key), dict):
-            fields, module = raw[key], key.removesuffix("_config")
-            break
-    return fields, _encoder_state(_read_weights(weights), module)
+            return raw[key], key.removesuffix("_config")
+    return raw, None
 
 
 def _download(repo_id: str) -> tuple[str, str]:
