@@ -238,89 +238,109 @@ def load_ct2_whisper(path: ModelDirs) -> tuple[WhisperConfig, dict[str, torch.Te
     `linear_1` is [k; v]. The k slice of the fused bias is dropped: transformers' k_proj has no bias
     (the converter stored zeros there, and a key bias never changes softmax attention anyway).
     """
-    spec, v = read_ct2_variables(path)
+    spec, variables = read_ct2_variables(path)
     source = _source_name(find_ct2_parts(path))
     if spec != WHISPER_SPEC:
         raise CT2FormatError(f"{source}: spec {spec!r} is not a Whisper model (expected {WHISPER_SPEC!r})")
+    v = _Variables(variables, source)
+    config = _ct2_config(path, v)
+    return config, _WhisperState(v).build(config)
 
-    def get(name: str) -> torch.Tensor:
-        if name not in v:
+
+class _Variables:
+    """A CTranslate2 model's variables, where a missing one names the file and what it means."""
+
+    def __init__(self, variables: dict[str, torch.Tensor], source: str):
+        self.variables, self.source = variables, source
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self.variables:
             raise CT2FormatError(
-                f"{source}: variable {name} is missing; not a standard Whisper export "
+                f"{self.source}: variable {name} is missing; not a standard Whisper export "
                 "(low-rank 'lite-whisper' models are not supported)"
             )
-        return v[name]
+        return self.variables[name]
 
-    def num_layers(stack: str) -> int:
-        return len({int(m[1]) for name in v if (m := re.match(rf"{stack}/layer_(\d+)/", name))})
+    def get(self, name: str, default: object = None) -> object:
+        return self.variables.get(name, default)
 
-    embed = get("decoder/embeddings/weight")
-    proj = get("decoder/projection/weight")
+    def num_layers(self, stack: str) -> int:
+        return len({int(m[1]) for name in self.variables if (m := re.match(rf"{stack}/layer_(\d+)/", name))})
+
+
+def _ct2_config(path: ModelDirs, v: _Variables) -> WhisperConfig:
+    """The WhisperConfig the tensor shapes (and the export's config.json, if any) describe."""
+    embed, proj = v["decoder/embeddings/weight"], v["decoder/projection/weight"]
     vocab_size, d_model = embed.shape
     config_json = _find_sidecar(path, "config.json")
     extra = json.loads(config_json.read_text(encoding="utf-8")) if config_json else {}
-    config = WhisperConfig(
+    return WhisperConfig(
         vocab_size=vocab_size,
-        num_mel_bins=get("encoder/conv1/weight").shape[1],
+        num_mel_bins=v["encoder/conv1/weight"].shape[1],
         d_model=d_model,
-        encoder_layers=num_layers("encoder"),
-        decoder_layers=num_layers("decoder"),
+        encoder_layers=v.num_layers("encoder"),
+        decoder_layers=v.num_layers("decoder"),
         encoder_attention_heads=int(v.get("encoder/num_heads", d_model // 64)),
         decoder_attention_heads=int(v.get("decoder/num_heads", d_model // 64)),
-        encoder_ffn_dim=get("encoder/layer_0/ffn/linear_0/weight").shape[0],
-        decoder_ffn_dim=get("decoder/layer_0/ffn/linear_0/weight").shape[0],
-        max_source_positions=get("encoder/position_encodings/encodings").shape[0],
-        max_target_positions=get("decoder/position_encodings/encodings").shape[0],
+        encoder_ffn_dim=v["encoder/layer_0/ffn/linear_0/weight"].shape[0],
+        decoder_ffn_dim=v["decoder/layer_0/ffn/linear_0/weight"].shape[0],
+        max_source_positions=v["encoder/position_encodings/encodings"].shape[0],
+        max_target_positions=v["decoder/position_encodings/encodings"].shape[0],
         tie_word_embeddings=proj is embed or torch.equal(proj, embed),
         suppress_tokens=extra.get("suppress_ids"),
         begin_suppress_tokens=extra.get("suppress_ids_begin"),
         **_special_ids(path, vocab_size),
     )
 
-    state: dict[str, torch.Tensor] = {}
 
-    def linear(ct2: str, hf: str, bias: bool = True) -> None:
-        state[f"{hf}.weight"] = get(f"{ct2}/weight")
-        if bias:
-            state[f"{hf}.bias"] = get(f"{ct2}/bias")
+class _WhisperState:
+    """Renames CTranslate2 variables to a transformers Whisper state dict, unfusing attention."""
 
-    def norm(ct2: str, hf: str) -> None:
-        state[f"{hf}.weight"], state[f"{hf}.bias"] = get(f"{ct2}/gamma"), get(f"{ct2}/beta")
+    def __init__(self, v: _Variables):
+        self.v = v
+        self.state: dict[str, torch.Tensor] = {}
 
-    def fused(ct2: str, hf: str, names: tuple[str, ...]) -> None:
-        weights = get(f"{ct2}/weight").chunk(len(names))
-        biases = get(f"{ct2}/bias").chunk(len(names))
+    def linear(self, ct2: str, hf: str) -> None:
+        self.state[f"{hf}.weight"], self.state[f"{hf}.bias"] = self.v[f"{ct2}/weight"], self.v[f"{ct2}/bias"]
+
+    def norm(self, ct2: str, hf: str) -> None:
+        self.state[f"{hf}.weight"], self.state[f"{hf}.bias"] = self.v[f"{ct2}/gamma"], self.v[f"{ct2}/beta"]
+
+    def fused(self, ct2: str, hf: str, names: tuple[str, ...]) -> None:
+        weights = self.v[f"{ct2}/weight"].chunk(len(names))
+        biases = self.v[f"{ct2}/bias"].chunk(len(names))
         for name, weight, bias in zip(names, weights, biases):
-            state[f"{hf}.{name}.weight"] = weight.clone()
+            self.state[f"{hf}.{name}.weight"] = weight.clone()
             if name != "k_proj":
-                state[f"{hf}.{name}.bias"] = bias.clone()
+                self.state[f"{hf}.{name}.bias"] = bias.clone()
 
-    def layer(ct2: str, hf: str, cross: bool) -> None:
-        norm(f"{ct2}/self_attention/layer_norm", f"{hf}.self_attn_layer_norm")
-        fused(f"{ct2}/self_attention/linear_0", f"{hf}.self_attn", ("q_proj", "k_proj", "v_proj"))
-        linear(f"{ct2}/self_attention/linear_1", f"{hf}.self_attn.out_proj")
+    def layer(self, ct2: str, hf: str, cross: bool) -> None:
+        self.norm(f"{ct2}/self_attention/layer_norm", f"{hf}.self_attn_layer_norm")
+        self.fused(f"{ct2}/self_attention/linear_0", f"{hf}.self_attn", ("q_proj", "k_proj", "v_proj"))
+        self.linear(f"{ct2}/self_attention/linear_1", f"{hf}.self_attn.out_proj")
         if cross:
-            norm(f"{ct2}/attention/layer_norm", f"{hf}.encoder_attn_layer_norm")
-            linear(f"{ct2}/attention/linear_0", f"{hf}.encoder_attn.q_proj")
-            fused(f"{ct2}/attention/linear_1", f"{hf}.encoder_attn", ("k_proj", "v_proj"))
-            linear(f"{ct2}/attention/linear_2", f"{hf}.encoder_attn.out_proj")
-        norm(f"{ct2}/ffn/layer_norm", f"{hf}.final_layer_norm")
-        linear(f"{ct2}/ffn/linear_0", f"{hf}.fc1")
-        linear(f"{ct2}/ffn/linear_1", f"{hf}.fc2")
+            self.norm(f"{ct2}/attention/layer_norm", f"{hf}.encoder_attn_layer_norm")
+            self.linear(f"{ct2}/attention/linear_0", f"{hf}.encoder_attn.q_proj")
+            self.fused(f"{ct2}/attention/linear_1", f"{hf}.encoder_attn", ("k_proj", "v_proj"))
+            self.linear(f"{ct2}/attention/linear_2", f"{hf}.encoder_attn.out_proj")
+        self.norm(f"{ct2}/ffn/layer_norm", f"{hf}.final_layer_norm")
+        self.linear(f"{ct2}/ffn/linear_0", f"{hf}.fc1")
+        self.linear(f"{ct2}/ffn/linear_1", f"{hf}.fc2")
 
-    linear("encoder/conv1", "model.encoder.conv1")
-    linear("encoder/conv2", "model.encoder.conv2")
-    state["model.encoder.embed_positions.weight"] = get("encoder/position_encodings/encodings")
-    for i in range(config.encoder_layers):
-        layer(f"encoder/layer_{i}", f"model.encoder.layers.{i}", cross=False)
-    norm("encoder/layer_norm", "model.encoder.layer_norm")
-    state["model.decoder.embed_tokens.weight"] = embed
-    state["model.decoder.embed_positions.weight"] = get("decoder/position_encodings/encodings")
-    for i in range(config.decoder_layers):
-        layer(f"decoder/layer_{i}", f"model.decoder.layers.{i}", cross=True)
-    norm("decoder/layer_norm", "model.decoder.layer_norm")
-    state["proj_out.weight"] = proj
-    return config, state
+    def build(self, config: WhisperConfig) -> dict[str, torch.Tensor]:
+        self.linear("encoder/conv1", "model.encoder.conv1")
+        self.linear("encoder/conv2", "model.encoder.conv2")
+        self.state["model.encoder.embed_positions.weight"] = self.v["encoder/position_encodings/encodings"]
+        for i in range(config.encoder_layers):
+            self.layer(f"encoder/layer_{i}", f"model.encoder.layers.{i}", cross=False)
+        self.norm("encoder/layer_norm", "model.encoder.layer_norm")
+        self.state["model.decoder.embed_tokens.weight"] = self.v["decoder/embeddings/weight"]
+        self.state["model.decoder.embed_positions.weight"] = self.v["decoder/position_encodings/encodings"]
+        for i in range(config.decoder_layers):
+            self.layer(f"decoder/layer_{i}", f"model.decoder.layers.{i}", cross=True)
+        self.norm("decoder/layer_norm", "model.decoder.layer_norm")
+        self.state["proj_out.weight"] = self.v["decoder/projection/weight"]
+        return self.state
 
 
 def load_ct2_whisper_model(path: ModelDirs) -> WhisperForConditionalGeneration:
