@@ -315,7 +315,7 @@ class Responders:
 
 def run(args: argparse.Namespace) -> dict:
     """Generate, score and summarise every set in every mode; returns the summary."""
-    from lalm.eval import runner, summary
+    from lalm.eval import summary
 
     settings = GenerationSettings(
         args.max_new_tokens, args.temperature, args.top_p, args.seed, args.system_prompt
@@ -343,28 +343,7 @@ def run(args: argparse.Namespace) -> dict:
     responders = Responders(args, settings)
     for eval_set in sets:
         for mode in modes_of(args):
-            path = runner.results_path(out, eval_set.name, mode)
-            if mode == "text" and not runner.has_text_form(eval_set):
-                print(f"notice: {eval_set.name} has no text form; text mode skipped", file=sys.stderr)
-                result = {"score": None, "status": runner.NO_TEXT_FORM}
-            else:
-                runner.generate(
-                    eval_set,
-                    mode,
-                    path,
-                    lambda m=mode: responders.for_mode(m),
-                    args.batch_size,
-                    progress=not args.no_progress,
-                )
-                result = runner.score(eval_set, mode, path, options)
-                if result["n_failed"]:
-                    first = result["failures"][0]
-                    print(
-                        f"notice: {eval_set.name} [{mode}]: {result['n_failed']} item(s) failed and are "
-                        f"left out of the score (first: {first['id']}: {first['error']}); see {path}, "
-                        "rerun to retry them",
-                        file=sys.stderr,
-                    )
+            result = run_set(args, eval_set, mode, responders, options)
             extra = {"scoring": scoring, "batch_size": args.batch_size}
             if args.model:
                 extra["device"] = resolve_device(args.device)
@@ -372,20 +351,52 @@ def run(args: argparse.Namespace) -> dict:
                 extra["asr"] = args.asr
             summary.record_set(state, eval_set, mode, result | extra)
             summary.save(out, state)
-        pair = runner.paired(eval_set, out, options) if eval_set.name in state["sets"] else None
-        if pair is not None:
-            state["sets"][eval_set.name]["paired"] = pair
-            if pair["same_items"] is False:
-                print(
-                    f"notice: {eval_set.name}: speech/text is on the {pair['n_items']} items both modes "
-                    f"answered ({pair['n_only_audio']} answered in audio only, {pair['n_only_text']} in "
-                    "text only; listed in the summary)",
-                    file=sys.stderr,
-                )
+        if eval_set.name in state["sets"]:
+            record_pair(state, eval_set, out, options)
             summary.save(out, state)
     print(summary.score_table(state))
     print(f"results: {out}/summary.md, per item: {out}/<set>.<mode>.jsonl")
     return state
+
+
+def run_set(args: argparse.Namespace, eval_set: EvalSet, mode: str, responders: Responders,
+            options: ScoreOptions) -> dict:
+    """One set in one mode: generate what is missing (resumable), then score the saved answers."""
+    from lalm.eval import runner
+
+    path = runner.results_path(Path(args.out), eval_set.name, mode)
+    if mode == "text" and not runner.has_text_form(eval_set):
+        print(f"notice: {eval_set.name} has no text form; text mode skipped", file=sys.stderr)
+        return {"score": None, "status": runner.NO_TEXT_FORM}
+    runner.generate(eval_set, mode, path, lambda: responders.for_mode(mode), args.batch_size,
+                    progress=not args.no_progress)
+    result = runner.score(eval_set, mode, path, options)
+    if result["n_failed"]:
+        first = result["failures"][0]
+        print(
+            f"notice: {eval_set.name} [{mode}]: {result['n_failed']} item(s) failed and are "
+            f"left out of the score (first: {first['id']}: {first['error']}); see {path}, "
+            "rerun to retry them",
+            file=sys.stderr,
+        )
+    return result
+
+
+def record_pair(state: dict, eval_set: EvalSet, out: Path, options: ScoreOptions) -> None:
+    """The set's speech/text pairing, on the items both modes answered, into the summary."""
+    from lalm.eval import runner
+
+    pair = runner.paired(eval_set, out, options)
+    if pair is None:
+        return
+    state["sets"][eval_set.name]["paired"] = pair
+    if pair["same_items"] is False:
+        print(
+            f"notice: {eval_set.name}: speech/text is on the {pair['n_items']} items both modes "
+            f"answered ({pair['n_only_audio']} answered in audio only, {pair['n_only_text']} in "
+            "text only; listed in the summary)",
+            file=sys.stderr,
+        )
 
 
 def score_options(args: argparse.Namespace) -> ScoreOptions:

@@ -181,54 +181,11 @@ def score_airbench_chat(
     check_mode(mode)
     if judge is None:
         return skipped(items)
-    chat = official.airbench_categories()["chat_judge"]
-    rng = random.Random(seed)
-    requests = []
-    for item in items:
-        audio, question = str(get_field(item, "meta_info")), str(get_field(item, "question"))
-        reference, response = str(get_field(item, "answer_gt", "reference")), str(get_field(item, "response"))
-        orders = (
-            airbench_chat_messages(audio, question, reference, response),
-            airbench_chat_messages(audio, question, response, reference),
-        )
-        strict = [JudgeRequest(m, samples, parse_score_pair) for m in orders]
-        parity = [
-            JudgeRequest(
-                m,
-                1,
-                str,
-                chat["hot_temperature"] if rng.random() < chat["hot_share"] else chat["temperature"],
-            )
-            for m in orders
-        ]
-        requests.append(strict + parity)
+    rng = random.Random(seed)  # one stream in item order: which requests run hot is reproducible
+    requests = [_chat_requests(item, samples, rng) for item in items]
     judgements = judge_items(judge, requests, cached_samples(items))
-    categories_of = official.airbench_categories()["chat"]
-    results = []
-    for index, (item, judgement) in enumerate(zip(items, judgements)):
-        reference_first, response_first = (
-            [s["value"] for s in group if s["value"] is not None] for group in judgement.samples[:2]
-        )
-        if reference_first and response_first:
-            score = (fmean(v[1] for v in reference_first) + fmean(v[0] for v in response_first)) / 2
-            reference_score = (fmean(v[0] for v in reference_first) + fmean(v[1] for v in response_first)) / 2
-        else:
-            score = reference_score = None
-        official_pairs = [
-            official.airbench_score_pair(group[0]["raw"]) if group else None for group in judgement.samples[2:]
-        ]
-        task = item.get("task_name")
-        results.append(
-            {
-                "id": item_id(item, index),
-                "category": categories_of.get(task, task),
-                "score": score if mode == "strict" else None,
-                "reference_score": reference_score,
-                "strict_score": score,
-                "official_pairs": official_pairs,
-                **judgement.record(),
-            }
-        )
+    results = [_chat_result(item, index, judgement, mode)
+               for index, (item, judgement) in enumerate(zip(items, judgements))]
     by_mode = {"strict": _chat_strict(results), "parity": _chat_parity(results)}
     summary = {
         "score": by_mode[mode]["score"],
@@ -238,6 +195,48 @@ def score_airbench_chat(
         **judge_summary(judge, requests, judgements),
     }
     return results, summary
+
+
+def _chat_requests(item: Item, samples: int, rng: random.Random) -> list[JudgeRequest]:
+    """Both orders of the pairwise judge prompt, as strict asks them and then as the official script."""
+    chat = official.airbench_categories()["chat_judge"]
+    audio, question = str(get_field(item, "meta_info")), str(get_field(item, "question"))
+    reference, response = str(get_field(item, "answer_gt", "reference")), str(get_field(item, "response"))
+    orders = (
+        airbench_chat_messages(audio, question, reference, response),
+        airbench_chat_messages(audio, question, response, reference),
+    )
+    strict = [JudgeRequest(m, samples, parse_score_pair) for m in orders]
+    parity = [
+        JudgeRequest(m, 1, str, chat["hot_temperature"] if rng.random() < chat["hot_share"] else chat["temperature"])
+        for m in orders
+    ]
+    return strict + parity
+
+
+def _chat_result(item: Item, index: int, judgement, mode: str) -> dict:
+    """One item's scores: strict's mean of both orders, and the official pairs for parity."""
+    reference_first, response_first = (
+        [s["value"] for s in group if s["value"] is not None] for group in judgement.samples[:2]
+    )
+    if reference_first and response_first:
+        score = (fmean(v[1] for v in reference_first) + fmean(v[0] for v in response_first)) / 2
+        reference_score = (fmean(v[0] for v in reference_first) + fmean(v[1] for v in response_first)) / 2
+    else:
+        score = reference_score = None
+    official_pairs = [
+        official.airbench_score_pair(group[0]["raw"]) if group else None for group in judgement.samples[2:]
+    ]
+    task = item.get("task_name")
+    return {
+        "id": item_id(item, index),
+        "category": official.airbench_categories()["chat"].get(task, task),
+        "score": score if mode == "strict" else None,
+        "reference_score": reference_score,
+        "strict_score": score,
+        "official_pairs": official_pairs,
+        **judgement.record(),
+    }
 
 
 def _chat_strict(results: Sequence[dict]) -> dict:
