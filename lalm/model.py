@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lalm.adapters import build_projector
-from lalm.audio import load_audio
-from lalm.clips import EncodedClip, batch_clips, split_clips
+from lalm.clips import AudioInput, EncodedClip, as_waveform, batch_clips, encode_clips, pad_waveforms  # noqa: F401 (public: lalm.model is where users look)
 from lalm.config import ModelConfig
 from lalm.encoders import ENCODERS, AudioEncoder
 from lalm.llm import load_llm
 from lalm.processor import IGNORE, Conversation, LALMProcessor, collate
-
-AudioInput = str | Path | np.ndarray | torch.Tensor | EncodedClip
 
 
 class Branch(nn.Module):
@@ -143,18 +139,10 @@ class LALM(nn.Module):
         features = self.batch_clips(self.encode_clips(audio))
         return [self.tokenizer.decode(ids).strip() for ids in self.transcribe_features(features)]
 
-    @torch.no_grad()
     def encode_clips(self, audio: list[AudioInput]) -> list[EncodedClip]:
-        """The one encode path: the clips not encoded yet go through the frozen encoders as one padded
-        batch (encoded clips pass through); chat, server, eval, training and the feature cache use it."""
-        todo = [i for i, a in enumerate(audio) if not isinstance(a, EncodedClip)]
-        clips = list(audio)
-        if todo:
-            waves, lengths = pad_waveforms([as_waveform(audio[i]) for i in todo])
-            encoded = self.encode_audio(waves.to(self.device), lengths.to(self.device))
-            for i, clip in zip(todo, split_clips(encoded, lengths.tolist())):
-                clips[i] = clip
-        return clips
+        """The one encode path (`lalm.clips.encode_clips`): the clips not encoded yet go through the
+        frozen encoders as one padded batch; chat, server, eval, training and the feature cache use it."""
+        return encode_clips(self.encode_audio, audio, self.device)
 
     def encode_clip(self, audio: AudioInput) -> EncodedClip:
         """One clip through the frozen encoders; pass the result to `generate` in later turns."""
@@ -303,19 +291,3 @@ def add_lora(llm: nn.Module, cfg) -> None:
     )
     for name, p in llm.named_parameters():
         p.requires_grad_("lora_" in name)
-
-
-def as_waveform(audio: AudioInput) -> torch.Tensor:
-    """A file path or a 16 kHz mono array as a float32 tensor."""
-    if isinstance(audio, (str, Path)):
-        audio = load_audio(audio)
-    if isinstance(audio, torch.Tensor):
-        return audio.float().flatten()
-    return torch.as_tensor(np.asarray(audio, dtype=np.float32))
-
-
-def pad_waveforms(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    if not clips:
-        return torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)
-    lengths = torch.tensor([c.numel() for c in clips])
-    return nn.utils.rnn.pad_sequence(clips, batch_first=True), lengths

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from lalm.audio import load_audio
+from lalm.clips import pad_waveforms
 from lalm.config import load_config
 from lalm.errors import run_command
-from lalm.model import LALM, pad_waveforms
+from lalm.model import LALM
 from lalm.paths import kit_config
 from lalm.processor import collate
 

