@@ -47,7 +47,9 @@ def test_registered_and_described(model):
     twin = ENCODERS.get("zipformer")(path=None, random_config=CONFIG, seed=0)
     assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), model.state_dict().values()))
     assert model.dim == 64 and model.frame_rate == 25.0
-    assert model.identity == "zipformer:random-0"
+    assert model.identity.startswith("zipformer:random-0-") and twin.identity == model.identity
+    # another shape with the same seed is another encoder to a feature cache
+    assert ENCODERS.get("zipformer")(random_config={**CONFIG, "pos_dim": 8}).identity != model.identity
     assert not any(p.requires_grad for p in model.parameters()) and not model.training
 
 

@@ -9,12 +9,23 @@ kit, so they only need to be correct and fast in eval mode.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 SAMPLE_RATE = 16_000
+
+
+def weights_name(path: str | None, random_config: dict | None, seed: int) -> str:
+    """The weights' part of an encoder's identity: the path, or for random weights the seed and the
+    architecture (two random shapes with one seed are different encoders to a feature cache)."""
+    if path is not None:
+        return path
+    shape = hashlib.sha1(json.dumps(random_config, sort_keys=True).encode()).hexdigest()[:8]
+    return f"random-{seed}-{shape}"
 
 
 class AudioEncoder(nn.Module):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lalm.encoders import ENCODERS
-from lalm.encoders.base import SAMPLE_RATE, AudioEncoder
+from lalm.encoders.base import SAMPLE_RATE, AudioEncoder, weights_name
 from lalm.paths import resolve_path
 
 N_FFT = 400
@@ -84,7 +84,7 @@ class WhisperEncoder(AudioEncoder):
         self.dim = cfg.d_model
         self.pad_to_seconds = float(pad_to_seconds)
         self.tail_seconds = float(tail_seconds)
-        self.source = path or f"random-{seed}"
+        self.source = weights_name(path, random_config, seed)
         from transformers.audio_utils import mel_filter_bank
 
         filters = mel_filter_bank(

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lalm.encoders import ENCODERS
-from lalm.encoders.base import AudioEncoder
+from lalm.encoders.base import AudioEncoder, weights_name
 from lalm.encoders.fbank import kaldi_fbank_batch, num_frames
 from lalm.paths import resolve_path
 
@@ -489,7 +489,7 @@ class ZipformerEncoder(AudioEncoder):
         self.config = cfg
         self.dim = max(cfg.encoder_dim)
         self.frame_rate = 50.0 / cfg.output_downsampling_factor
-        self.identity = f"zipformer:{path or f'random-{seed}'}"
+        self.identity = f"zipformer:{weights_name(path, random_config, seed)}"
 
     @staticmethod
     def count(num_samples: torch.Tensor, factor: int) -> torch.Tensor:
