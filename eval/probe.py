@@ -121,5 +121,10 @@ def probe_one(encoder: Encoder, task: Task, probes: tuple[str, ...], args: argpa
     return result
 
 
+def cli() -> int:
+    """The installed command (see [project.scripts] in pyproject.toml)."""
+    return run_command(main, (ValueError,))
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main, (ValueError,)))
+    sys.exit(cli())

@@ -69,7 +69,7 @@ def test_installed_kit_imports_from_itself_and_claims_no_generic_name(installed)
 
 
 @pytest.mark.parametrize("command", ["lalm-sift", "lalm-synthesize", "lalm-corpus", "lalm-merge", "lalm-align",
-                                     "lalm-eval", "lalm-chat", "lalm-serve", "lalm-smoke", "lalm-demo"])
+                                     "lalm-eval", "lalm-probe", "lalm-chat", "lalm-serve", "lalm-smoke", "lalm-demo"])
 def test_every_installed_command_explains_itself(installed, command) -> None:
     done = run_installed(installed, str(installed / "bin" / command), "--help")
     assert done.returncode == 0, done.stderr
@@ -80,3 +80,18 @@ def test_an_installed_command_keeps_the_error_convention(installed) -> None:
     done = run_installed(installed, str(installed / "bin" / "lalm-align"), "--config", "no/such.yaml")
     assert done.returncode == 2 and done.stderr.startswith("error:") and "no/such.yaml" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_package_folder_is_listed_for_installation() -> None:
+    """A new subpackage (a folder with __init__.py) that pyproject does not list would be missing
+    from an installed kit while working in the checkout."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    where = {"lalm": "lalm", **setup["package-dir"]}
+    found = set()
+    for package, folder in where.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((package, *rel)))
+    assert found == set(setup["packages"])
