@@ -29,6 +29,7 @@ SCORER_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "bbh": (("reference", "answer"),),
     "ifeval": (("instruction_id_list",),),
     "short_answer": (("answers", "reference"),),
+    "label_choice": (("reference",), ("choices",)),
     "airbench_foundation": (("answer_gt", "reference", "answer"), ("choices", "choice_a"), ("task_name",)),
     "airbench_chat": (("answer_gt", "reference"), ("meta_info",), ("question",)),
 }

@@ -331,3 +331,19 @@ def test_short_answer_matches_whole_words_only():
     results, summary = score_subset("short_answer", items)
     assert [r["correct"] for r in results] == [True, False, True, True]
     assert summary == {"score": 75.0, "n": 4}
+
+
+def test_label_choice_reads_the_label_named_first():
+    from lalm.eval.scoring import score_subset
+
+    choices = ["male", "female"]
+    items = [
+        {"id": 1, "response": "The speaker is female.", "choices": choices, "reference": "female"},
+        {"id": 2, "response": "Female.", "choices": choices, "reference": "male"},  # "male" is not in "female"
+        {"id": 3, "response": "Male, not female.", "choices": choices, "reference": "male"},
+        {"id": 4, "response": "I cannot tell.", "choices": choices, "reference": "male"},
+    ]
+    results, summary = score_subset("label_choice", items)
+    assert [r["named"] for r in results] == ["female", "female", "male", None]
+    assert [r["correct"] for r in results] == [True, False, True, False]
+    assert summary == {"score": 50.0, "n": 4, "miss_rate": 25.0}

@@ -23,7 +23,7 @@ from .mcq import MODES, extract_choice, score_mcq
 from .overall import OVERALL_SUBSETS, voicebench_overall
 from .panda import PandaFn, approx_panda, load_official_pedant, load_pedant
 from .refusal import score_refusal
-from .short_answer import score_short_answer
+from .short_answer import score_label_choice, score_short_answer
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,14 @@ SUBSETS: dict[str, Subset] = {
             "0-100",
             None,
             lambda items, o: score_short_answer(items),
+        ),
+        Subset(
+            "label_choice",
+            "kit",
+            "the label the reply names first, among the item's choices",
+            "0-100",
+            None,
+            lambda items, o: score_label_choice(items),
         ),
         Subset(
             "airbench_foundation",

@@ -38,3 +38,26 @@ def score_short_answer(items: Sequence[Item]) -> ScoreResult:
         results.append({"id": item_id(item, index), "correct": match is not None, "matched": match})
     n = len(results)
     return results, {"score": percent(sum(r["correct"] for r in results), n), "n": n}
+
+
+def named_label(response: str, labels: Sequence[str]) -> str | None:
+    """The label a reply names first, as whole words ("female" is not "male"); None if it names none."""
+    reply = f" {normalise(response)} "
+    found = [(reply.find(f" {normalise(label)} "), label) for label in labels if normalise(label)]
+    found = [(at, label) for at, label in found if at >= 0]
+    return min(found)[1] if found else None
+
+
+def score_label_choice(items: Sequence[Item]) -> ScoreResult:
+    """Classification asked as a question ("Is the speaker male or female?"): accuracy (0-100) of the
+    label the reply names first among the item's `choices`; a reply naming none counts wrong (`miss`)."""
+    results = []
+    for index, item in enumerate(items):
+        choices = [str(c) for c in get_field(item, "choices")]
+        named = named_label(str(get_field(item, "response")), choices)
+        reference = str(get_field(item, "reference"))
+        results.append({"id": item_id(item, index), "correct": named == reference, "named": named,
+                        "miss": named is None})
+    n = len(results)
+    return results, {"score": percent(sum(r["correct"] for r in results), n), "n": n,
+                     "miss_rate": percent(sum(r["miss"] for r in results), n)}
