@@ -69,7 +69,7 @@ def test_installed_kit_imports_from_itself_and_claims_no_generic_name(installed)
 
 
 @pytest.mark.parametrize("command", ["lalm-sift", "lalm-synthesize", "lalm-corpus", "lalm-merge", "lalm-align",
-                                     "lalm-eval", "lalm-probe", "lalm-chat", "lalm-serve", "lalm-smoke", "lalm-demo"])
+                                     "lalm-eval", "lalm-probe", "lalm-encoder-bench", "lalm-chat", "lalm-serve", "lalm-smoke", "lalm-demo"])
 def test_every_installed_command_explains_itself(installed, command) -> None:
     done = run_installed(installed, str(installed / "bin" / command), "--help")
     assert done.returncode == 0, done.stderr
