@@ -31,6 +31,7 @@ class Clip:
     split: str | None = None  # protocol "split": train, valid or test
     fold: int | None = None  # protocol "folds": 1..folds
     group: str | None = None  # kept on one side of any split the probe makes (speaker, recording)
+    meta: dict | None = None  # how the clip was made or where it came from (not read by the probe)
 
 
 @dataclass
@@ -109,7 +110,7 @@ def read_task(directory: str | Path) -> Task:
                 raise ValueError(undecodable)
             row = parse_object(line)
             clip = Clip(**{k: row[k] for k in ("id", "audio", "label")},
-                        **{k: row[k] for k in ("split", "fold", "group") if k in row})
+                        **{k: row[k] for k in ("split", "fold", "group", "meta") if k in row})
         except (ValueError, KeyError, TypeError) as err:
             raise DataError(f"{where}: {err}; rows need id, audio and label") from err
         labels = clip.label if isinstance(clip.label, list) else [clip.label]
