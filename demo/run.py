@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from lalm.checkpoint import FINAL
 from lalm.demo.texts import DATA
 from lalm.paths import kit_config, package_missing
 from lalm.stages import run as run_stage
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     run_once(out, "train the projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
           *steps, *paths_under(out)], RERUN)
     run_once(out, "evaluate on unseen spoken questions", [py, "-m", "lalm.eval.voicebench",
-          "--model", out / "align" / "final", "--manifest", speech / "eval" / "manifest.jsonl",
+          "--model", out / "align" / FINAL, "--manifest", speech / "eval" / "manifest.jsonl",
           "--subset", "spoken_qa", "--scorer", "short_answer", "--mode", "both", "--max-new-tokens", "32",
           "--batch-size", "12", "--out", out / "eval"], RERUN)
     run_stage([py, "-m", "lalm.eval.voicebench", "--report", out / "eval"], RERUN)

@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from lalm.checkpoint import FINAL
 from lalm.config import load_config
 from lalm.demo.run import speak_corpus
 from lalm.errors import run_command
@@ -102,7 +103,7 @@ def bench_one(spec: EncoderSpec, config: Path, out: Path, data: dict[str, Path],
     run_once(out, f"train with {spec.key}", [py, "-m", "lalm.train.align", "--config", config, *encoder_overrides(spec),
           *(budget or [f"train.steps={steps}"]), f"data.train.0.path={data['train']}",
           f"data.feature_cache={work / 'cache'}", f"train.out_dir={work / 'align'}"], RERUN)
-    model = work / "align" / "final"
+    model = work / "align" / FINAL
     run_once(out, f"spoken questions with {spec.key}", [py, "-m", "lalm.eval.voicebench", "--model", model,
           "--manifest", data["qa"], "--subset", "spoken_qa", "--scorer", "short_answer", "--mode", "both",
           "--max-new-tokens", "32", "--batch-size", "12", "--out", work / "eval"], RERUN)

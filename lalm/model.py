@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lalm.adapters import build_projector
+from lalm.checkpoint import load_trained, read_config, resolve_checkpoint, save_checkpoint
 from lalm.clips import AudioInput, EncodedClip, as_waveform, batch_clips, encode_clips, pad_waveforms  # noqa: F401 (public: lalm.model is where users look)
 from lalm.config import ModelConfig
 from lalm.encoders import ENCODERS, AudioEncoder
@@ -252,8 +253,6 @@ class LALM(nn.Module):
     # ----------------------------------------------------------------------------- checkpoints
 
     def save_pretrained(self, directory: str | Path) -> None:
-        from lalm.checkpoint import save_checkpoint
-
         save_checkpoint(self, directory)
 
     @classmethod
@@ -274,10 +273,9 @@ class LALM(nn.Module):
         referenced, not stored). ``dtype`` ("bfloat16", ``torch.float16``, ...) loads the frozen LLM
         in that dtype instead of the one its config names; ``device`` moves the model there.
         """
-        from lalm.checkpoint import load_checkpoint, resolve_checkpoint
-
         folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir, token=token)
-        model = load_checkpoint(folder, llm_dtype=dtype)
+        model = cls(read_config(folder, llm_dtype=dtype).model)
+        load_trained(model, folder)
         return model.to(device) if device is not None else model
 
 

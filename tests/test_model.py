@@ -102,7 +102,14 @@ def test_truncated_targets_do_not_supervise_end_of_turn(tiny_model):
 
 
 def test_vocabulary_is_not_resized(tiny_model):
-    assert tiny_model.llm.get_input_embeddings().weight.shape[0] == tiny_model.llm.config.vocab_size
+    # Against an LLM built apart from the kit (same config and seed): `resize_token_embeddings` or an
+    # added placeholder token would change the rows, the tokenizer, or both.
+    from lalm.llm import load_llm
+
+    plain, tokenizer = load_llm(tiny_model.config.llm)
+    assert len(tiny_model.tokenizer) == len(tokenizer)
+    assert torch.equal(tiny_model.llm.get_input_embeddings().weight, plain.get_input_embeddings().weight)
+    assert torch.equal(tiny_model.llm.get_output_embeddings().weight, plain.get_output_embeddings().weight)
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tiny_model, tmp_path, rng):
@@ -129,6 +136,18 @@ def test_checkpoint_that_does_not_fit_is_refused(tiny_model, tmp_path):
         LALM.from_pretrained(tmp_path / "ckpt")
     with pytest.raises(FileNotFoundError, match="not a kit checkpoint"):
         LALM.from_pretrained(tmp_path)
+
+
+def test_one_strictness_rule_for_trained_weights(tiny_model, tmp_path):
+    from lalm.checkpoint import load_trained
+
+    state = tiny_model.trained_state_dict()
+    some = dict(list(state.items())[:1])
+    with pytest.raises(ValueError, match="missing"):
+        load_trained(tiny_model, some)  # a checkpoint or a resume: everything trained must be there
+    assert load_trained(tiny_model, some, partial=True) == sorted(set(state) - set(some))  # a new stage
+    with pytest.raises(ValueError, match="unexpected \\['junk'\\]"):
+        load_trained(tiny_model, {**state, "junk": torch.zeros(1)}, partial=True)  # never silently dropped
 
 
 def test_generate_multi_turn_and_batched(tiny_model, rng):

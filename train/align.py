@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lalm.checkpoint import save_checkpoint
+from lalm.checkpoint import WEIGHTS, load_trained, save_checkpoint
 from lalm.config import load_config
 from lalm.errors import run_command
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> Path:
     try:
         for name, stage in stages:
             final = Path(stage.train.out_dir) / FINAL
-            if name and (final / "trained.safetensors").is_file():
+            if name and (final / WEIGHTS).is_file():
                 say(distributed.init(), f"stage {name}: done earlier ({final})")
                 continue
             if name:
@@ -96,7 +96,8 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     if fresh:
         model = LALM(cfg.model)
     if cfg.train.init_from:
-        load_trained_weights(model, Path(cfg.train.init_from))
+        fresh_parts = load_trained(model, Path(cfg.train.init_from), partial=True)
+        say(dist, f"started from {cfg.train.init_from}" + (f"; new trained weights: {len(fresh_parts)}" if fresh_parts else ""))
     model.to(dist.device)
     if fresh and cfg.train.gradient_checkpointing:
         checkpoint_layers(model.llm)
@@ -134,17 +135,6 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     if dist.main:
         write_jsonl_atomic(out_dir / "skipped.jsonl", skips.entries)
     return run
-
-
-def load_trained_weights(model: LALM, directory: Path) -> None:
-    """Start from another checkpoint's trained weights (stage 2 starts from stage 1's projector)."""
-    from safetensors.torch import load_file
-
-    state = load_file(directory / "trained.safetensors")
-    unknown = set(state) - set(model.trained_state_dict())
-    if unknown:
-        raise ValueError(f"train.init_from={directory}: weights {sorted(unknown)[:3]} have no place in this model")
-    model.load_state_dict(state, strict=False)
 
 
 def checkpoint_layers(llm) -> None:

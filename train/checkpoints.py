@@ -22,11 +22,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from lalm.checkpoint import WEIGHTS, save_checkpoint
+from lalm.checkpoint import FINAL, WEIGHTS, load_trained, save_checkpoint
 
 STATE = "train_state.pt"
 CHECKSUMS = "checksums.json"
-FINAL = "final"
 #: Temporary and displaced folders that `save_checkpoint` / `replace_dir` leave when a save is killed.
 LEFTOVERS = (".step-*.tmp-*", ".step-*.old", f".{FINAL}.tmp-*", f".{FINAL}.old")
 
@@ -153,7 +152,7 @@ def latest_intact(out_dir: Path, report: Callable[[str], None]) -> tuple[Path, d
 
 def restore(model, optimizer, scheduler, weights: dict, state: dict) -> None:
     """Load trained weights, optimiser, scheduler and RNG of a verified step checkpoint (`load_step`)."""
-    model.load_state_dict(weights, strict=False)
+    load_trained(model, weights)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng_cpu"])

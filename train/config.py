@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lalm.checkpoint import FINAL
 from lalm.config import Config, build, validate_tree
 
 
@@ -211,6 +212,6 @@ def resolve_stage(cfg: AlignConfig, stage: StageConfig, previous: AlignConfig | 
         return None
     train.out_dir = str(Path(cfg.train.out_dir) / stage.name)
     if previous is not None and "init_from" not in stage.train:
-        train.init_from = str(Path(previous.train.out_dir) / "final")
+        train.init_from = str(Path(previous.train.out_dir) / FINAL)
     return dataclasses.replace(cfg, data=data, train=train, stages=[])
 
