@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from lalm.audio import audio_io
 
 
 def synthetic_corpus(directory: Path, n: int, seed: int = 0, min_s: float = 2.0, max_s: float = 20.0,
                      mean_s: float = 8.0, target_words: int = 30) -> Path:
     """Noise clips with realistic lengths (gamma-distributed, clipped) and SIFT-shaped rows."""
+    sf = audio_io("soundfile")
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     shape = 4.0

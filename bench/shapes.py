@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from torch import nn
 
-import lalm.bench.no_audio_io  # noqa: F401  (before the kit: lets it import without soundfile/soxr)
 from lalm.config import ModelConfig, load_config
 from lalm.encoders.whisper import conv_frames, mel_frames, split_windows
 from lalm.model import LALM

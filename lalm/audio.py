@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import importlib
+
 import numpy as np
-import soundfile as sf
-import soxr
 
 from lalm.encoders.base import SAMPLE_RATE
 from lalm.errors import UserError
@@ -35,12 +35,22 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+def audio_io(name: str):
+    """soundfile or soxr, imported when audio is first read or resampled: the in-memory paths (the GPU
+    benchmarks, a model fed arrays) work where they are missing, and a file read there says what to install."""
+    try:
+        return importlib.import_module(name)
+    except (ImportError, OSError) as err:  # soundfile raises OSError when libsndfile is missing
+        raise ImportError(f"{name} is needed to read or resample audio files ({err}); pip install {name}") from err
+
+
 def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS, setting: str = "max_seconds") -> AudioInfo:
     """Check that a file exists, is readable and has a sane length, without decoding it all.
     `setting` names the limit in the error: what the caller's user would raise."""
     path = str(path)
     if not Path(path).is_file():
         raise AudioError(f"{path}: no such audio file")
+    sf = audio_io("soundfile")  # outside the try: a missing package is not an unreadable file
     try:
         info = sf.info(path)
     except Exception as err:  # soundfile raises several types for unreadable files
@@ -59,6 +69,7 @@ def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS, setting: str
 def load_audio(path: str | Path, max_seconds: float = MAX_SECONDS, setting: str = "max_seconds") -> np.ndarray:
     """Decode a wav/flac/ogg/mp3 file to 16 kHz mono float32 in [-1, 1]."""
     info = probe_audio(path, max_seconds, setting)
+    sf = audio_io("soundfile")
     try:
         data, rate = sf.read(info.path, dtype="float32", always_2d=True)
     except Exception as err:
@@ -83,7 +94,7 @@ def prepare_waveform(
         raise AudioError(f"{source}: {data.size / sample_rate:.0f} s is longer than the {max_seconds:.0f} s limit")
     if sample_rate != SAMPLE_RATE:
         # soxr's VHQ mode is a proper band-limited resampler (no aliasing from naive decimation).
-        data = soxr.resample(data, sample_rate, SAMPLE_RATE, quality="VHQ").astype(np.float32)
+        data = audio_io("soxr").resample(data, sample_rate, SAMPLE_RATE, quality="VHQ").astype(np.float32)
     if data.size < SAMPLE_RATE // 100:
         raise AudioError(f"{source}: {data.size} samples at 16 kHz is shorter than 10 ms")
     return data
