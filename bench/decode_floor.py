@@ -28,9 +28,10 @@ import torch
 
 from lalm.bench import shapes
 from lalm.bench.sift_generation import TRANSCRIPTS
-from lalm.data_gen.backends import BackendOptions, Sampling, backend_class
+from lalm.data_gen.backends import BackendOptions, backend_class
 from lalm.data_gen.backends.hf import RANDOM_LLMS
 from lalm.data_gen.templates import render
+from lalm.generation import Sampling
 
 
 def hf_backend(shape: str, device: torch.device, dtype: str):

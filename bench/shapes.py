@@ -37,6 +37,7 @@ from torch import nn
 
 from lalm.config import ModelConfig, load_config
 from lalm.encoders.whisper import conv_frames, mel_frames, split_windows
+from lalm.generation import resolve_device
 from lalm.model import LALM
 from lalm.paths import kit_config
 from lalm.processor import IGNORE
@@ -129,12 +130,6 @@ def floor_seconds(flops: float, bytes_read: float, hw: Hardware) -> float | None
 
 
 # ------------------------------------------------------------------------------------------------ models
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def model_config(shape: str, bf16: bool) -> ModelConfig:
@@ -331,7 +326,7 @@ def start(args) -> tuple[torch.device, Hardware, dict]:
     """Apply --threads, pick the device and its peaks; print the setting and return it for the results."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     hw = hardware(device, args.peak_tflops, args.hbm_tbs)
     if args.measure_peaks:
         flops, tbs = measure_peaks(device)
@@ -419,7 +414,7 @@ def main(argv: list[str] | None = None) -> None:
                  "decode ms/token, batch 1", "decode tokens/s, batch 1",
                  f"TTFT ms, {QUESTION_SECONDS:g} s question, kit / naive"], floors)
     if args.measure_peaks:
-        device = pick_device(args.device)
+        device = resolve_device(args.device)
         tflops, tbs = measure_peaks(device)
         print(f"\nmeasured on {hardware(device, None, None).name}: "
               f"matmul {tflops:.3g} TFLOP/s, read {tbs:.3g} TB/s")

@@ -20,9 +20,10 @@ import time
 import torch
 
 from lalm.bench.common import report
-from lalm.data_gen.backends import BackendOptions, Sampling, backend_class
+from lalm.data_gen.backends import BackendOptions, backend_class
 from lalm.data_gen.batching import length_sorted_batches
 from lalm.data_gen.templates import render
+from lalm.generation import Sampling
 
 TRANSCRIPTS = [
     "What is the capital of France?",

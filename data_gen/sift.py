@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lalm.data_gen.backends import BackendOptions, Sampling, backend_class, generation_record
+from lalm.data_gen.backends import BackendOptions, backend_class, generation_record
 from lalm.data_gen.backends.hf import RANDOM_PREFIX
 from lalm.data_gen.batching import length_sorted_batches
 from lalm.data_gen.cli import HelpFormatter
@@ -38,6 +38,7 @@ from lalm.data_gen.templates import (
     template_record,
 )
 from lalm.errors import run_command
+from lalm.generation import Sampling
 from lalm.jsonl import appending, iter_jsonl, repair_tail, write_json_atomic, write_jsonl_atomic
 
 #: Output fields that must match for a rerun to continue an existing output file.

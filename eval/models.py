@@ -20,7 +20,7 @@ import base64
 import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,21 +28,8 @@ import numpy as np
 import soundfile as sf
 
 from lalm.eval.asr import Transcriber
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How answers are decoded; ``temperature`` 0 means greedy. ``system_prompt`` None keeps the
-    model's own default (a kit checkpoint's configured one, none for an endpoint)."""
-
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-    system_prompt: str | None = None
-
-    def record(self) -> dict[str, Any]:
-        return {**asdict(self), "decoding": "greedy" if self.temperature == 0 else "sampling"}
+from lalm.generation import Sampling, resolve_device
+from lalm.openai_client import ChatClient, EndpointError, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -66,13 +53,6 @@ class Responder(Protocol):
     def respond(self, requests: Sequence[Request]) -> list[Reply]: ...
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` is the GPU when there is one, else the CPU; any other name passes through."""
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
 def _messages(request: Request, system_prompt: str | None, audio_part: Any) -> list[dict]:
     """A chat: the optional system message, then one user turn with the audio part before the text."""
     if request.audio is None and not request.text:
@@ -86,32 +66,31 @@ def _messages(request: Request, system_prompt: str | None, audio_part: Any) -> l
 
 
 class KitResponder:
-    """A kit checkpoint: batched ``generate_batch``, greedy unless a temperature is set."""
+    """A kit checkpoint: batched ``generate_batch``, greedy unless a temperature is set.
+    ``system_prompt`` None keeps the checkpoint's configured one."""
 
-    def __init__(self, model: Any, settings: GenerationSettings):
+    def __init__(self, model: Any, sampling: Sampling, system_prompt: str | None = None):
         self.model = model
-        self.settings = settings
+        self.sampling = sampling
+        self.system_prompt = system_prompt
 
     @classmethod
-    def from_checkpoint(
-        cls, path: str | Path, settings: GenerationSettings, device: str = "auto"
-    ) -> KitResponder:
+    def from_checkpoint(cls, path: str | Path, sampling: Sampling, system_prompt: str | None = None,
+                        device: str = "auto") -> KitResponder:
         from lalm import LALM
 
-        return cls(LALM.from_pretrained(path).to(resolve_device(device)).eval(), settings)
+        return cls(LALM.from_pretrained(path).to(resolve_device(device)).eval(), sampling, system_prompt)
 
     def respond(self, requests: Sequence[Request]) -> list[Reply]:
         import torch
 
-        s = self.settings
-        conversations = [_messages(r, s.system_prompt, {"type": "audio"}) for r in requests]
+        s = self.sampling
+        conversations = [_messages(r, self.system_prompt, {"type": "audio"}) for r in requests]
         # Encoded once: the answer and the transcript (for a CTC projector) read the same clip.
         audio = [[self.model.encode_clip(r.audio)] if r.audio is not None else [] for r in requests]
-        sampling = (
-            {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p} if s.temperature else {}
-        )
-        torch.manual_seed(s.seed)  # per batch, so a resumed run samples its batches as a fresh one would
-        texts = self.model.generate_batch(conversations, audio, max_new_tokens=s.max_new_tokens, **sampling)
+        if s.seed is not None:
+            torch.manual_seed(s.seed)  # per batch, so a resumed run samples its batches as a fresh one would
+        texts = self.model.generate_batch(conversations, audio, max_new_tokens=s.max_new_tokens, **s.generate_kwargs())
         heard = [None] * len(requests)
         clips = [i for i, r in enumerate(requests) if r.audio is not None]
         if clips and self.model.hears_words:  # a CTC projector: keep what it heard beside the answer
@@ -127,30 +106,21 @@ def wav_base64(wave: np.ndarray, sample_rate: int = 16_000) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+#: A model under test may take long to answer (a long clip, a busy server): long tries, few of them.
+ENDPOINT_RETRIES = RetryPolicy(attempts=4, timeout_s=600.0)
+
+
 class EndpointResponder:
     """An OpenAI-compatible chat endpoint; a batch is sent as concurrent requests."""
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        settings: GenerationSettings,
-        api_key: str | None = None,
-        timeout_s: float = 600.0,
-        max_retries: int = 3,
-    ):
-        import openai
-
+    def __init__(self, base_url: str, model: str, sampling: Sampling, system_prompt: str | None = None,
+                 api_key: str | None = None, policy: RetryPolicy = ENDPOINT_RETRIES):
         self.model = model
-        self.settings = settings
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=max_retries
-        )
+        self.sampling = sampling
+        self.system_prompt = system_prompt
+        self._client = ChatClient(base_url, api_key, policy)
 
     def _one(self, request: Request) -> Reply:
-        import openai
-
-        s = self.settings
         part = None
         if request.audio is not None:
             part = {
@@ -158,16 +128,9 @@ class EndpointResponder:
                 "input_audio": {"data": wav_base64(request.audio), "format": "wav"},
             }
         try:
-            completion = self._client.chat.completions.create(
-                model=self.model,
-                messages=_messages(request, s.system_prompt, part),
-                max_tokens=s.max_new_tokens,
-                temperature=s.temperature,
-                top_p=s.top_p,
-                seed=s.seed,
-            )
-        except openai.OpenAIError as err:
-            return Reply(error=f"endpoint: {type(err).__name__}: {err}")
+            completion = self._client.chat(self.model, _messages(request, self.system_prompt, part), self.sampling)
+        except EndpointError as err:
+            return Reply(error=f"endpoint: {err}")
         if not completion.choices:
             return Reply(error="endpoint: the reply has no choices")
         return Reply(response=(completion.choices[0].message.content or "").strip())

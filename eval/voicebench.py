@@ -36,8 +36,9 @@ import yaml
 from lalm.checkpoint import CONFIG, read_bases
 from lalm.errors import run_command
 from lalm.eval.items import DataError, EvalSet
-from lalm.eval.models import GenerationSettings, Responder, resolve_device
+from lalm.eval.models import Responder
 from lalm.eval.scoring import OVERALL_SUBSETS, SUBSETS, ScoreOptions
+from lalm.generation import Sampling, resolve_device
 
 ENDPOINT_KEY_ENV = "LALM_ENDPOINT_API_KEY"
 MODE_GROUPS = {"both": ("audio", "text"), "all": ("audio", "text", "cascade")}
@@ -260,28 +261,28 @@ def load_sets(args: argparse.Namespace) -> list[EvalSet]:
     ]
 
 
-def model_record(args: argparse.Namespace, settings: GenerationSettings) -> tuple[dict, str | None, str]:
+def model_record(args: argparse.Namespace) -> tuple[dict, str | None, str]:
     """What the summary says about the model, its effective system prompt and where that came from."""
     if args.endpoint:
         return (
             {"kind": "endpoint", "url": args.endpoint, "model": args.endpoint_model},
-            settings.system_prompt,
-            "flag" if settings.system_prompt is not None else "none: the endpoint's default",
+            args.system_prompt,
+            "flag" if args.system_prompt is not None else "none: the endpoint's default",
         )
     folder = Path(args.model)
     config = yaml.safe_load((folder / CONFIG).read_text())
     record = {"kind": "kit", "checkpoint": str(folder.resolve()), "bases": read_bases(folder)}
-    if settings.system_prompt is not None:
-        return record, settings.system_prompt, "flag"
+    if args.system_prompt is not None:
+        return record, args.system_prompt, "flag"
     return record, ((config.get("model") or {}).get("prompt") or {}).get("system_prompt"), "checkpoint config"
 
 
 class Responders:
     """The model under test, built on first use (a fully cached run never loads it), per mode."""
 
-    def __init__(self, args: argparse.Namespace, settings: GenerationSettings):
+    def __init__(self, args: argparse.Namespace, sampling: Sampling):
         self.args = args
-        self.settings = settings
+        self.sampling = sampling
 
     @cached_property
     def base(self) -> Responder:
@@ -289,10 +290,11 @@ class Responders:
 
         if self.args.endpoint:
             return EndpointResponder(
-                self.args.endpoint, self.args.endpoint_model, self.settings, os.environ.get(ENDPOINT_KEY_ENV)
+                self.args.endpoint, self.args.endpoint_model, self.sampling, self.args.system_prompt,
+                os.environ.get(ENDPOINT_KEY_ENV)
             )
         print(f"loading {self.args.model} ...", file=sys.stderr)
-        return KitResponder.from_checkpoint(self.args.model, self.settings, self.args.device)
+        return KitResponder.from_checkpoint(self.args.model, self.sampling, self.args.system_prompt, self.args.device)
 
     @cached_property
     def cascade(self) -> Responder:
@@ -310,11 +312,9 @@ def run(args: argparse.Namespace) -> dict:
     """Generate, score and summarise every set in every mode; returns the summary."""
     from lalm.eval import summary
 
-    settings = GenerationSettings(
-        args.max_new_tokens, args.temperature, args.top_p, args.seed, args.system_prompt
-    )
-    model, system_prompt, source = model_record(args, settings)
-    generation = settings.record() | {"system_prompt": system_prompt}
+    sampling = Sampling(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+    model, system_prompt, source = model_record(args)
+    generation = sampling.record() | {"system_prompt": system_prompt}
     out = Path(args.out)
     sets = load_sets(args)
     state = summary.pin_run(out, {"model": model, "generation": generation, "system_prompt_source": source})
@@ -333,13 +333,13 @@ def run(args: argparse.Namespace) -> dict:
         "judge_samples": args.judge_samples,
         "judge": judge.config.record() if judge else None,
     }
-    responders = Responders(args, settings)
+    responders = Responders(args, sampling)
     for eval_set in sets:
         for mode in modes_of(args):
             result = run_set(args, eval_set, mode, responders, options)
             extra = {"scoring": scoring, "batch_size": args.batch_size}
             if args.model:
-                extra["device"] = resolve_device(args.device)
+                extra["device"] = str(resolve_device(args.device))
             if mode == "cascade":
                 extra["asr"] = args.asr
             summary.record_set(state, eval_set, mode, result | extra)

@@ -25,9 +25,10 @@ from lalm.audio import MAX_CLIP_SECONDS, AudioError, load_audio
 from lalm.cli import add_model_arguments, load_model
 from lalm.encoders.base import SAMPLE_RATE
 from lalm.errors import run_command
+from lalm.generation import Sampling
 from lalm.model import LALM, EncodedClip
 from lalm.processor import Conversation
-from lalm.streaming import Row, Sampling, generate_rows
+from lalm.streaming import Row, generate_rows
 
 HELP = """commands:
   /audio PATH [text]  attach a clip (quote a PATH with spaces); with text, send both now
@@ -60,7 +61,7 @@ class ChatSession:
         message = {"role": "user", "content": parts}
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         clips = self.clips + self.attached
-        row = Row(self.sampling.max_tokens, on_text)
+        row = Row(self.sampling.max_new_tokens, on_text)
         (answer,) = generate_rows(self.model, [system + self.history + [message]], [clips], [row], self.sampling)
         self.history += [message, {"role": "assistant", "content": answer}]
         self.clips, self.attached = clips, []

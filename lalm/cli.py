@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from lalm.config import load_config
+from lalm.generation import resolve_device
 from lalm.model import LALM
 
 
@@ -27,8 +26,7 @@ def load_model(args: argparse.Namespace) -> LALM:
     if args.overrides and not args.config:
         raise SystemExit(f"config overrides {args.overrides} need --config (a checkpoint carries its own config)")
     model = LALM.from_pretrained(args.model) if args.model else LALM(load_config(args.config, args.overrides).model)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval()
+    return model.to(resolve_device(args.device)).eval()
 
 
 def model_name(args: argparse.Namespace) -> str:

@@ -24,8 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from lalm.audio import MAX_CLIP_SECONDS, AudioError, prepare_waveform
+from lalm.generation import Sampling
 from lalm.processor import AUDIO_SENTINEL, TARGET_SENTINEL, Conversation
-from lalm.streaming import Sampling
 
 AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg")
 MAX_SAMPLE_RATE = 192_000
@@ -101,7 +101,7 @@ def parse_chat_request(body: Any, limits: Limits, default_temperature: float = 0
     if not isinstance(stream, bool) or not isinstance(options, dict):
         raise APIError(400, "'stream' must be a boolean and 'stream_options' an object", "stream")
     sampling = Sampling(
-        max_tokens=parse_max_tokens(body, limits),
+        max_new_tokens=parse_max_tokens(body, limits),
         temperature=number(body, "temperature", default_temperature, 0.0, 2.0),
         top_p=number(body, "top_p", default_top_p, 0.0, 1.0, open_low=True),
         seed=parse_seed(body),

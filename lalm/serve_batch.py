@@ -101,9 +101,9 @@ def admit(model: LALM, request: ChatRequest, context: int | None, max_prompt_tok
     if max_prompt_tokens is not None and length > max_prompt_tokens:
         raise APIError(400, f"the prompt is {length:,} tokens (audio included), over this server's limit of "
                        f"{max_prompt_tokens:,} (--max-prompt-tokens)", "messages", "prompt_too_long")
-    if context and length + request.sampling.max_tokens > context:
+    if context and length + request.sampling.max_new_tokens > context:
         raise APIError(400, f"the prompt is {length} tokens (audio included) and max_tokens is "
-                       f"{request.sampling.max_tokens}: over the model's context of {context}",
+                       f"{request.sampling.max_new_tokens}: over the model's context of {context}",
                        "messages", "context_length_exceeded")
     return length
 
@@ -119,7 +119,7 @@ class HFBackend:
         return admit(self.model, request, self.context, max_prompt_tokens)
 
     def run(self, jobs: list[Job]) -> None:
-        rows = [Row(job.request.sampling.max_tokens, job.text if job.request.stream else None, job.cancelled.is_set,
+        rows = [Row(job.request.sampling.max_new_tokens, job.text if job.request.stream else None, job.cancelled.is_set,
                     job.request.stop) for job in jobs]
         texts = generate_rows(self.model, [job.request.conversation for job in jobs],
                               [job.request.audio for job in jobs], rows, jobs[0].request.sampling)

@@ -19,33 +19,14 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from lalm.generation import Sampling, end_of_turn_ids
+
 if TYPE_CHECKING:
     from lalm.model import LALM, AudioInput
     from lalm.processor import Conversation
 
 #: A decoded tail ending in U+FFFD is an incomplete UTF-8 character: wait for the next token.
 INCOMPLETE = "\ufffd"
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Generation settings of one request. A temperature of 0 means greedy decoding."""
-
-    max_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None  # sampling only: the batch's random state starts from it
-
-    @property
-    def batch_key(self) -> tuple:
-        """Rows share one `generate` call only with equal keys: it takes one temperature, top-p and
-        random state (greedy rows need none, so a seed does not keep them apart)."""
-        return ("greedy",) if self.temperature == 0 else ("sample", self.temperature, self.top_p, self.seed)
-
-    def generate_kwargs(self) -> dict:
-        if self.temperature == 0:
-            return {"do_sample": False}
-        return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
 
 
 def find_stop(text: str, stop: Sequence[str]) -> int | None:
@@ -127,19 +108,10 @@ class RowStreamer(BaseStreamer, StoppingCriteria):
         return ((input_ids.shape[1] >= self.limits) | done).to(input_ids.device)
 
 
-def eos_token_ids(model: LALM) -> list[int]:
-    """The ids that end an answer: the LLM's generation config's, and its tokenizer's end token."""
-    configured = model.llm.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [] if configured is None else [configured])
-    if model.tokenizer.eos_token_id is not None:
-        ids.add(model.tokenizer.eos_token_id)
-    return sorted(ids)
-
-
 def generate_rows(model: LALM, conversations: list[Conversation], audio: list[list[AudioInput]],
                   rows: list[Row], sampling: Sampling) -> list[str]:
     """Generate all rows in one batch (one sampling setting, per-row limits); return their texts."""
-    eos = eos_token_ids(model)
+    eos = end_of_turn_ids(model.llm, model.tokenizer)
     streamer = RowStreamer(model.tokenizer, rows, eos)
     # A seeded batch draws from its own random state and leaves the process's one as it was.
     seeded = sampling.seed is not None and sampling.temperature > 0

@@ -62,7 +62,7 @@ class VLLMBackend:
         real = batch["attention_mask"].bool()  # generation batches are left-padded
         prompts = [{"prompt_embeds": embeds[i][real[i]].to("cpu", self.dtype)} for i in range(len(jobs))]
         params = [
-            self.sampling_params(max_tokens=job.request.sampling.max_tokens, temperature=job.request.sampling.temperature,
+            self.sampling_params(max_tokens=job.request.sampling.max_new_tokens, temperature=job.request.sampling.temperature,
                                  top_p=job.request.sampling.top_p, seed=job.request.sampling.seed,
                                  stop=list(job.request.stop) or None)
             for job in jobs

@@ -14,8 +14,8 @@ import soundfile as sf
 
 from lalm.audio import MAX_CLIP_SECONDS, AudioError
 from lalm.chat import ChatSession, split_path
+from lalm.generation import Sampling
 from lalm.serve_api import Limits
-from lalm.streaming import Sampling
 
 ROOT = Path(__file__).resolve().parents[1]
 TURN = re.compile(r"\[turn (\d+): (\d+) encoder passes, (\d+) clips in context, (\d+) tokens")

@@ -19,7 +19,8 @@ from test_eval_fixtures import write_manifest
 from test_judge import FakeJudgeServer
 
 from lalm.eval import voicebench
-from lalm.eval.models import CascadeResponder, EndpointResponder, GenerationSettings, Request
+from lalm.eval.models import CascadeResponder, EndpointResponder, Request
+from lalm.generation import Sampling
 from lalm.jsonl import read_jsonl_skip_torn_tail
 
 server = test_judge.server  # the fake OpenAI-compatible server fixture, a real local HTTP server
@@ -109,7 +110,7 @@ def test_endpoint_audio_and_text_and_the_gap(tmp_path: Path, server: FakeJudgeSe
 
 def test_cascade_sends_the_transcript_as_text(server: FakeJudgeServer) -> None:
     server.script = lambda body: (200, [f"echo: {body['messages'][-1]['content']}"])
-    llm = EndpointResponder(server.base_url, "peer", GenerationSettings(max_new_tokens=8))
+    llm = EndpointResponder(server.base_url, "peer", Sampling(max_new_tokens=8))
     cascade = CascadeResponder(lambda wave: "what is two plus two", llm)
     replies = cascade.respond(
         [Request(None, np.zeros(8000, np.float32)), Request("Which animal?", np.zeros(8000, np.float32))]

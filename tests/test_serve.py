@@ -32,10 +32,10 @@ from conftest import hold_until_cancelled
 
 from lalm import LALM
 from lalm.audio import MAX_CLIP_SECONDS
+from lalm.generation import Sampling
 from lalm.serve import DEFAULT_BACKLOG, App, Server
 from lalm.serve_api import APIError, ChatRequest, Completion, Limits
 from lalm.serve_batch import BatchWorker, HFBackend, Job
-from lalm.streaming import Sampling
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key"

@@ -16,8 +16,9 @@ import soundfile as sf
 from conftest import ROOT
 
 from lalm.data_gen import merge, sift
-from lalm.data_gen.backends import BackendOptions, Sampling, backend_class
+from lalm.data_gen.backends import BackendOptions, backend_class
 from lalm.data_gen.store import sidecar
+from lalm.generation import Sampling
 from lalm.jsonl import read_jsonl as read
 
 TINY = ["--llm", "random:tiny", "--max-new-tokens", "6", "--batch-size", "3"]

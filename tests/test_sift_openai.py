@@ -108,6 +108,6 @@ def test_a_server_that_keeps_failing_stops_the_run_cleanly(tmp_path, server, cap
     manifest = make_corpus(tmp_path / "corpus", 2)
     out = tmp_path / "out.jsonl"
     assert sift_openai(manifest, out, server.url, "--max-retries", "2") == 2
-    assert "request failed 3 times" in capsys.readouterr().err
+    assert "gave up after 3 attempts" in capsys.readouterr().err
     assert out.read_text() == ""
     assert len(server.requests) == 6  # 2 prompts x (1 try + 2 retries)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from lalm.generation import resolve_device
+
 
 @dataclass
 class Dist:
@@ -24,8 +26,7 @@ class Dist:
 def init() -> Dist:
     """Join the process group torchrun describes (nccl on GPUs, gloo on CPU), if any."""
     if "RANK" not in os.environ:
-        device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-        return Dist(device=device)
+        return Dist(device=resolve_device("auto"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)

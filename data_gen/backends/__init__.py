@@ -14,18 +14,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 
+from lalm.generation import Sampling
 from lalm.registry import Registry
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Decoding parameters shared by every backend."""
-
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    """0 means greedy decoding."""
-    top_p: float = 1.0
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -35,7 +25,7 @@ class BackendOptions:
     dtype: str | None = None
     """Weight dtype (hf, vllm); None: the backend's default."""
     device: str | None = None
-    """hf: torch device; None: cuda when available, else cpu."""
+    """hf: torch device; None: cuda when available, else cpu (`lalm.generation.resolve_device`)."""
     tensor_parallel_size: int = 1
     """vllm: GPUs per model."""
     tokenizer: str | None = None
@@ -49,9 +39,9 @@ class BackendOptions:
     timeout: float = 120.0
     """openai: seconds per request."""
     max_retries: int = 5
-    """openai: retries of a failed request (connection errors, 429, 5xx)."""
+    """openai: retries of a failed request (connection errors, timeouts, 408/409/429, 5xx)."""
     retry_delay: float = 1.0
-    """openai: first backoff in seconds; doubled at each retry."""
+    """openai: first backoff in seconds; doubled at each retry, up to 30 s (`lalm.openai_client`)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import torch
 from transformers import GenerationConfig
 
 from lalm.config import LLMConfig
-from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
+from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions
+from lalm.generation import Sampling, end_of_turn_ids, resolve_device
 from lalm.llm import load_llm
 
 RANDOM_PREFIX = "random:"
@@ -38,25 +39,16 @@ class HFBackend(Backend):
 
     def __init__(self, llm: str, sampling: Sampling, options: BackendOptions):
         super().__init__(llm, sampling, options)
-        self.device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(options.device)
         self.model, self.tokenizer = load_llm(llm_config(llm, options.dtype or self.default_dtype))
         self.model.to(self.device)
         self.tokenizer.padding_side = "left"
-        eos = self.model.generation_config.eos_token_id
-        eos = eos if isinstance(eos, list) else [eos]
-        self.stop_ids = {t for t in [*eos, self.tokenizer.eos_token_id] if t is not None}
-        sample = sampling.temperature > 0
-        # An explicit config, so a model's own defaults (some ship do_sample=True) never apply.
+        self.stop_ids = set(end_of_turn_ids(self.model, self.tokenizer))
         self.config = GenerationConfig(
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=sample,
-            temperature=sampling.temperature if sample else None,
-            top_p=sampling.top_p if sample else None,
-            top_k=None,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=sorted(self.stop_ids),
+            max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self.stop_ids), **sampling.generate_kwargs(),
         )
-        if sample:
+        if not sampling.greedy and sampling.seed is not None:
             torch.manual_seed(sampling.seed)
 
     def generate(self, conversations: list[list[dict[str, str]]]) -> list[Answer]:

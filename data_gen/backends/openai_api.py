@@ -1,35 +1,28 @@
 """The OpenAI-compatible backend: chat completions from any server that speaks the OpenAI API.
 
-Requests of a batch run in a bounded thread pool. Transient failures (connection errors, timeouts,
-429, 5xx) are retried with exponential backoff; anything else (a 400 for a prompt the server rejects)
-stops the run with the server's message, and a rerun resumes where it stopped.
+Requests of a batch run in a bounded thread pool, through the kit's one client (`lalm.openai_client`):
+transient failures are retried with exponential backoff; anything else (a 400 for a prompt the server
+rejects), or a request out of attempts, stops the run with the server's message, and a rerun resumes
+where it stopped.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
+from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions
+from lalm.generation import Sampling
+from lalm.openai_client import ChatClient, RetryPolicy
 
 
 @BACKENDS.register("openai")
 class OpenAIBackend(Backend):
     def __init__(self, llm: str, sampling: Sampling, options: BackendOptions):
         super().__init__(llm, sampling, options)
-        import openai
-
         if not options.base_url:
             raise ValueError("the openai backend needs --base-url, e.g. http://localhost:8000/v1")
-        self.retryable = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
-        self.client = openai.OpenAI(
-            base_url=options.base_url,
-            # Local servers accept any key, but the client insists on one.
-            api_key=options.api_key or os.environ.get("OPENAI_API_KEY") or "unused",
-            timeout=options.timeout,
-            max_retries=0,  # retries are ours, so their count and backoff are the documented ones
-        )
+        policy = RetryPolicy(attempts=options.max_retries + 1, backoff_s=options.retry_delay, timeout_s=options.timeout)
+        self.client = ChatClient(options.base_url, options.api_key, policy)
         self.pool = ThreadPoolExecutor(max_workers=options.concurrency)
 
     def generate(self, conversations: list[list[dict[str, str]]]) -> list[Answer]:
@@ -40,21 +33,7 @@ class OpenAIBackend(Backend):
         return [future.result() for future in futures]
 
     def _complete(self, messages: list[dict[str, str]]) -> Answer:
-        for attempt in range(self.options.max_retries + 1):
-            try:
-                response = self.client.chat.completions.create(
-                    model=self.llm,
-                    messages=messages,
-                    max_tokens=self.sampling.max_new_tokens,
-                    temperature=self.sampling.temperature,
-                    top_p=self.sampling.top_p,
-                    seed=self.sampling.seed,
-                )
-                break
-            except self.retryable as err:
-                if attempt == self.options.max_retries:
-                    raise ConnectionError(f"{self.options.base_url}: request failed {attempt + 1} times: {err}") from err
-                time.sleep(self.options.retry_delay * 2**attempt)
+        response = self.client.chat(self.llm, messages, self.sampling)
         choice = response.choices[0]
         tokens = response.usage.completion_tokens if response.usage else 0
         return Answer((choice.message.content or "").strip(), tokens, choice.finish_reason == "length")

@@ -8,7 +8,8 @@ kit's tests.
 
 from __future__ import annotations
 
-from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions, Sampling
+from lalm.data_gen.backends import BACKENDS, Answer, Backend, BackendOptions
+from lalm.generation import Sampling
 from lalm.paths import resolve_path
 
 

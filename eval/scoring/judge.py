@@ -4,9 +4,9 @@ Configuration comes from arguments or the environment (``LALM_JUDGE_MODEL``,
 ``LALM_JUDGE_BASE_URL``, ``LALM_JUDGE_API_KEY``); no model means no judge, and judge-scored sets
 then report "skipped: no judge configured" rather than a zero.
 
-A request is retried with exponential backoff, a bounded number of times, on the errors a later
-attempt can cure (connection errors, timeouts, 408/409/429 and 5xx); other API errors (a bad key,
-an unknown model) fail at once. A request that still fails leaves an error message on its item,
+Requests go through the kit's one endpoint client (`lalm.openai_client`): retried with exponential
+backoff, a bounded number of times, on the errors a later attempt can cure; other API errors (a bad
+key, an unknown model) fail at once. A request that still fails leaves an error message on its item,
 never an exception out of the batch and never a made-up score.
 
 Judge outputs are kept per item as *samples*: ``{"key", "raw", "value"}`` dicts, plus
@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
+from lalm.openai_client import ChatClient, EndpointError, RetryPolicy
 
 ENV_MODEL = "LALM_JUDGE_MODEL"
 ENV_BASE_URL = "LALM_JUDGE_BASE_URL"
@@ -95,27 +95,14 @@ class JudgeError(RuntimeError):
     """A judge request that failed for good (after retries, or on a non-retryable error)."""
 
 
-def _retryable(error: Exception) -> bool:
-    if isinstance(error, openai.APIConnectionError):
-        return True
-    return isinstance(error, openai.APIStatusError) and (
-        error.status_code in (408, 409, 429) or error.status_code >= 500
-    )
-
-
 class Judge:
     """Sends chat requests to the configured endpoint; thread-safe, one HTTP client shared."""
 
     def __init__(self, config: JudgeConfig, *, sleep: Callable[[float], None] = time.sleep):
         self.config = config
-        self._sleep = sleep
-        # The SDK's own retries are off so that attempts, backoff and errors are counted here only.
-        self._client = openai.OpenAI(
-            api_key=config.api_key or "EMPTY",
-            base_url=config.base_url,
-            timeout=config.timeout_s,
-            max_retries=0,
-        )
+        policy = RetryPolicy(attempts=config.max_attempts, backoff_s=config.backoff_s,
+                             max_backoff_s=config.max_backoff_s, timeout_s=config.timeout_s)
+        self._client = ChatClient(config.base_url, config.api_key, policy, sleep=sleep)
 
     def complete(self, messages: Messages, n: int, temperature: float | None = None) -> list[str]:
         """``n`` sampled replies to ``messages`` (at ``temperature``, else the configured one); a
@@ -127,30 +114,16 @@ class Judge:
 
     def _request(self, messages: Messages, n: int, temperature: float | None = None) -> list[str]:
         cfg = self.config
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                completion = self._client.chat.completions.create(
-                    model=cfg.model,
-                    messages=messages,
-                    temperature=cfg.temperature if temperature is None else temperature,
-                    top_p=cfg.top_p,
-                    max_tokens=cfg.max_tokens,
-                    n=n,
-                )
-            except openai.OpenAIError as error:
-                if not _retryable(error):
-                    raise JudgeError(f"{type(error).__name__}: {error}") from error
-                if attempt >= cfg.max_attempts:
-                    raise JudgeError(
-                        f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
-                    ) from error
-                self._sleep(min(cfg.max_backoff_s, cfg.backoff_s * 2 ** (attempt - 1)))
-                continue
-            if not completion.choices:
-                raise JudgeError("the judge returned no choices")
-            return [choice.message.content or "" for choice in completion.choices]
+        try:
+            completion = self._client.create(
+                model=cfg.model, messages=messages, temperature=cfg.temperature if temperature is None else temperature,
+                top_p=cfg.top_p, max_tokens=cfg.max_tokens, n=n,
+            )
+        except EndpointError as error:
+            raise JudgeError(str(error)) from error
+        if not completion.choices:
+            raise JudgeError("the judge returned no choices")
+        return [choice.message.content or "" for choice in completion.choices]
 
 
 @dataclass(frozen=True)
