@@ -328,3 +328,47 @@ def validate_tree(cfg, where: str) -> list[str]:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+# ------------------------------------------------------------------------------------------ documenting
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a config dataclass (and of its bases), read from its source."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):  # no source (a frozen install): fields stay undocumented
+            continue
+        body = tree.body[0].body
+        for node, after in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe_fields(cls: type, prefix: str = "") -> list[str]:
+    """One line per setting, `dotted.name (default): what it does`, nested sections expanded; list
+    sections show their first element's fields as `name.0.field`. For a command's --help (as litgpt's)."""
+    lines: list[str] = []
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        inner = typing.get_args(hint)[0] if typing.get_origin(hint) is list and typing.get_args(hint) else None
+        if dataclasses.is_dataclass(hint):
+            lines += describe_fields(hint, f"{name}.")
+        elif inner is not None and dataclasses.is_dataclass(inner):
+            lines += describe_fields(inner, f"{name}.0.")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
+            lines.append(f"{name} ({default!r}): {docs.get(f.name, '')}".rstrip(": "))
+    return lines

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import inspect
 from pathlib import Path
@@ -37,11 +39,34 @@ def load_llm(cfg: LLMConfig):
         if cfg.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
             raise ImportError("llm.attn_implementation=flash_attention_2 needs flash-attn: pip install 'lalm-kit[flash]'")
         extra = {"gguf_file": gguf_file} if gguf_file else {}
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, attn_implementation=cfg.attn_implementation, **extra
-        )
+        with quiet_loading():
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, attn_implementation=cfg.attn_implementation, **extra
+            )
     model.eval().requires_grad_(False)
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No progress bars while transformers loads weights: in a log file each bar update is a line, and
+    a GGUF load draws hundreds (de-quantising per tensor) that bury the kit's own messages. Errors
+    and warnings still print."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    gguf_bar = getattr(gguf_utils, "tqdm", None)
+    hf_logging.disable_progress_bar()
+    if gguf_bar is not None:  # the GGUF converter uses tqdm directly, not transformers' switch
+        gguf_utils.tqdm = functools.partial(gguf_bar, disable=True)
+    try:
+        yield
+    finally:
+        if gguf_bar is not None:
+            gguf_utils.tqdm = gguf_bar
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(cfg: LLMConfig):
@@ -53,7 +78,8 @@ def load_tokenizer(cfg: LLMConfig):
         from transformers import AutoTokenizer
 
         source, gguf_file = split_gguf_path(resolve_path(cfg.path), cfg.gguf_file)
-        tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
+        with quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
     if tokenizer.chat_template is None:
         raise ValueError(f"LLM {cfg.path!r} has no chat template; the kit needs a chat (instruct) model")
     if tokenizer.pad_token_id is None:

@@ -64,3 +64,18 @@ def test_option_typos_are_config_problems_before_any_weights_load() -> None:
 def test_training_yaml_opens_as_a_model_config() -> None:
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny_align.yaml")
     assert type(cfg) is Config and cfg.model.branches
+
+
+def test_align_help_lists_every_setting_with_its_default_and_doc() -> None:
+    import dataclasses
+
+    from lalm.config import describe_fields
+    from lalm.train.align import settings_help
+    from lalm.train.config import AlignConfig, TrainConfig
+
+    lines = describe_fields(AlignConfig)
+    assert "train.steps (1000): Optimiser steps." in lines
+    assert any(line.startswith("data.train.0.target_field ('response'): ") for line in lines)
+    assert all(": " in line for line in lines), [line for line in lines if ": " not in line]  # none undocumented
+    assert len([line for line in lines if line.startswith("train.")]) == len(dataclasses.fields(TrainConfig))
+    assert "train.lr (0.001)" in settings_help()

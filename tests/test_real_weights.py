@@ -25,3 +25,5 @@ def test_smoke_builds_trains_and_generates_on_real_weights(tmp_path):
     assert "parameters got gradients" in out and "2,102,400 parameters got gradients" in out
     answer = out.split("generated in")[1]
     assert len(answer.split(":", 1)[1].strip(" '\"\n")) > 0
+    # Loading the GGUF LLM draws no progress bars into the log (hundreds of lines before lalm.llm.quiet_loading)
+    assert "de-quantizing" not in done.stderr and "Loading weights" not in done.stderr

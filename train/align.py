@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lalm.checkpoint import WEIGHTS, load_trained, save_checkpoint
-from lalm.config import load_config
+from lalm.config import describe_fields, load_config
 from lalm.errors import run_command
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
 from lalm.model import LALM
@@ -55,7 +55,8 @@ class Run:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=settings_help())
     parser.add_argument("--config", required=True, help="a training yaml with model, data and train sections")
     parser.add_argument("overrides", nargs="*", help="config overrides such as train.steps=100 data.batch_seconds=60")
     args = parser.parse_args(argv)
@@ -79,6 +80,12 @@ def main(argv: list[str] | None = None) -> Path:
         return final
     finally:
         distributed.cleanup()
+
+
+def settings_help() -> str:
+    """Every config setting with its default and meaning, as `--help` lists them (overrides use the names)."""
+    return "settings (yaml keys, or overrides such as train.steps=100):\n" + "\n".join(
+        "  " + line for line in describe_fields(AlignConfig))
 
 
 # ------------------------------------------------------------------------------------------- setup
