@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-
-import importlib
 
 import numpy as np
 

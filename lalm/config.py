@@ -8,6 +8,7 @@ rather than once per model load.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import types
 import typing
@@ -346,7 +347,7 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError):  # no source (a frozen install): fields stay undocumented
             continue
         body = tree.body[0].body
-        for node, after in zip(body, body[1:]):
+        for node, after in itertools.pairwise(body):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
                     and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
                 docs[node.target.id] = " ".join(after.value.value.split())

@@ -78,3 +78,25 @@ def hold_until_cancelled(streamer, started, seen: dict, wait_s: float = 30.0) ->
             seen["cancelled"] = row.cancelled()
 
     streamer.put = put_then_wait
+
+
+@pytest.fixture
+def server():
+    """The fake OpenAI-compatible server (a real local HTTP server on a free port)."""
+    from tests.helpers import FakeJudgeServer
+
+    fake = FakeJudgeServer()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny random kit checkpoint (configs/tiny.yaml), built once per session."""
+    from lalm import LALM, load_config
+
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny"
+    LALM(load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml").model).save_pretrained(
+        folder
+    )
+    return folder

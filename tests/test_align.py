@@ -1,7 +1,6 @@
 """train/align.py end to end on tiny random models and generated clips."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,34 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from lalm import LALM
+from tests.helpers import align
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tiny_align.yaml"
-
-
-def align(*overrides, env=None, torchrun=0, background=False, config=CONFIG):
-    cmd = [sys.executable, str(ROOT / "train" / "align.py"), "--config", str(config), *overrides]
-    if torchrun:
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={torchrun}", "--master_port",
-               str(29500 + os.getpid() % 1000), *cmd[1:]]
-    environ = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    if background:
-        return subprocess.Popen(cmd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    done = subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout + done.stderr
-
-
-def training_batch_for(model, clips, targets):
-    """A training batch built with the model's own processor, as the trainer builds it."""
-    from lalm.model import pad_waveforms
-    from lalm.processor import collate
-
-    enc = [model.processor.encode([{"role": "user", "content": [{"type": "audio"}]}], [len(c)], target=t)
-           for c, t in zip(clips, targets)]
-    batch = collate(enc, model.tokenizer.pad_token_id)
-    batch["waveforms"], batch["wave_lengths"] = pad_waveforms([torch.from_numpy(c) for c in clips])
-    return batch
 
 
 def metrics(out: Path) -> list[dict]:

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from lalm import LALM, load_config
 from lalm.train.config import AlignConfig
 from tests.conftest import ROOT
-from tests.test_align import align, training_batch_for
+from tests.helpers import align, training_batch_for
 
 STAGE1 = ROOT / "configs" / "tiny_dual_stage1.yaml"
 STAGE2 = ROOT / "configs" / "tiny_dual_stage2.yaml"

@@ -10,9 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import test_judge
-from test_eval_fixtures import tone, write_clip
-from test_judge import FakeJudgeServer
 
 from lalm.audio import AudioError
 from lalm.eval import voicebench
@@ -20,8 +17,7 @@ from lalm.eval.airbench_data import FOUNDATION_INSTRUCTION, load_airbench
 from lalm.eval.items import DataError
 from lalm.eval.voicebench_data import load_voicebench
 from lalm.jsonl import read_jsonl_skip_torn_tail
-
-server = test_judge.server  # the fake OpenAI-compatible server fixture, a real local HTTP server
+from tests.helpers import FakeJudgeServer, tone, write_clip
 
 
 def wav_bytes(freq: float, rate: int = 16_000) -> bytes:

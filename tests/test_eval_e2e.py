@@ -7,14 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-import test_eval_fixtures
-from test_eval_fixtures import write_manifest
 
 from lalm.eval import voicebench
 from lalm.eval.models import KitResponder
 from lalm.jsonl import read_jsonl_skip_torn_tail
-
-tiny_checkpoint = test_eval_fixtures.tiny_checkpoint  # the session-wide saved tiny checkpoint fixture
+from tests.helpers import write_manifest
 
 MCQ_ROWS = [
     {"id": f"q{i}", "freq": 200 + 100 * i, "prompt": f"Question {i}? A, B, C or D.", "reference": "ABCD"[i]}

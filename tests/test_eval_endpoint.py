@@ -14,16 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import test_judge
-from test_eval_fixtures import write_manifest
-from test_judge import FakeJudgeServer
 
 from lalm.eval import voicebench
 from lalm.eval.models import CascadeResponder, EndpointResponder, Request
 from lalm.generation import Sampling
 from lalm.jsonl import read_jsonl_skip_torn_tail
-
-server = test_judge.server  # the fake OpenAI-compatible server fixture, a real local HTTP server
+from tests.helpers import FakeJudgeServer, write_manifest
 
 PITCH_LETTER = {200: "A", 300: "B", 400: "C", 500: "D"}
 REFERENCES = ["A", "B", "A", "A"]  # the clips say A, B, C, D: two right, two wrong

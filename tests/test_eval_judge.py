@@ -8,14 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-import test_judge
-from test_eval_fixtures import write_manifest
-from test_judge import FakeJudgeServer
 
 from lalm.eval import runner, voicebench
 from lalm.jsonl import read_jsonl_skip_torn_tail
-
-server = test_judge.server  # the fake OpenAI-compatible server fixture, a real local HTTP server
+from tests.helpers import FakeJudgeServer, write_manifest
 
 ROWS = [{"id": f"o{i}", "freq": 300 + 100 * i, "text": f"Tell me about topic {i}."} for i in range(3)]
 

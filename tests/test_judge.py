@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,91 +18,7 @@ from lalm.eval.scoring.judge import (
     make_judge,
 )
 from lalm.eval.scoring.rubrics import parse_rating
-
-# A reply script gets the request body and returns (HTTP status, reply texts).
-Script = Callable[[dict], tuple[int, list[str]]]
-
-
-class FakeJudgeServer:
-    """A tiny ``/v1/chat/completions`` endpoint whose replies come from a script; records requests."""
-
-    def __init__(self) -> None:
-        self.script: Script = lambda body: (200, ["3"] * body.get("n", 1))
-        self.requests: list[dict] = []
-        self.delay_s = 0.0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server._lock:
-                    server.requests.append(body)
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                time.sleep(server.delay_s)
-                status, replies = server.script(body)
-                with server._lock:
-                    server.in_flight -= 1
-                payload = (
-                    {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body["model"],
-                        "choices": [
-                            {
-                                "index": i,
-                                "message": {"role": "assistant", "content": text},
-                                "finish_reason": "stop",
-                            }
-                            for i, text in enumerate(replies)
-                        ],
-                    }
-                    if status == 200
-                    else {"error": {"message": f"scripted {status}", "type": "server_error"}}
-                )
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def judge(self, **settings: object) -> Judge:
-        config = JudgeConfig(
-            model="judge-m",
-            base_url=self.base_url,
-            api_key="test-key",
-            backoff_s=0.001,
-            timeout_s=5,
-            **settings,
-        )
-        return Judge(config, sleep=lambda s: None)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeJudgeServer]:
-    fake = FakeJudgeServer()
-    yield fake
-    fake.close()
-
+from tests.helpers import FakeJudgeServer, Script
 
 MESSAGES = [{"role": "user", "content": "rate this"}]
 

@@ -12,13 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
-import test_judge
-from test_judge import FakeJudgeServer
 
 from lalm.eval import voicebench
 from lalm.eval.scoring import ScoreOptions, official, score_subset
-
-server = test_judge.server
+from tests.helpers import FakeJudgeServer
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from conftest import ROOT
 
 from lalm.data_gen import merge, sift
@@ -20,23 +18,9 @@ from lalm.data_gen.backends import BackendOptions, backend_class
 from lalm.data_gen.store import sidecar
 from lalm.generation import Sampling
 from lalm.jsonl import read_jsonl as read
+from tests.helpers import make_corpus
 
 TINY = ["--llm", "random:tiny", "--max-new-tokens", "6", "--batch-size", "3"]
-
-
-def make_corpus(folder: Path, n: int = 6) -> Path:
-    """`n` short sine clips and a manifest over them with speaker metadata; returns the manifest path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i in range(n):
-        tone = 0.1 * np.sin(np.arange(4800) * (0.02 + 0.01 * i)).astype(np.float32)
-        sf.write(folder / f"clip{i}.wav", tone, 16000)
-        meta = {"gender": "m" if i % 2 else "F", "emotion": ["hap", "ang", "neu"][i % 3], "age": 20 + 7 * i % 60}
-        lines.append(json.dumps({"id": f"utt{i}", "audio": f"clip{i}.wav", "text": f"sentence {i} " * (1 + i % 4),
-                                 "meta": meta, "speaker": f"spk{i % 2}"}))
-    manifest = folder / "manifest.jsonl"
-    manifest.write_text("\n".join(lines) + "\n")
-    return manifest
 
 
 def run_sift(manifest: Path, out: Path, *extra: str) -> dict:

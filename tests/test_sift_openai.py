@@ -8,10 +8,10 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_sift import make_corpus
 
 from lalm.data_gen import sift
 from lalm.jsonl import read_jsonl as read
+from tests.helpers import make_corpus
 
 
 class ChatServer(ThreadingHTTPServer):
