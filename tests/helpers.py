@@ -55,6 +55,21 @@ def write_manifest(folder: Path, rows: list[dict], name: str = "manifest.jsonl")
 Script = Callable[[dict], tuple[int, list[str]]]
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers with JSON, the base of the tests' fake servers."""
+
+    def reply(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 class FakeJudgeServer:
     """A tiny ``/v1/chat/completions`` endpoint whose replies come from a script; records requests."""
 
@@ -67,7 +82,7 @@ class FakeJudgeServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server._lock:
@@ -96,15 +111,7 @@ class FakeJudgeServer:
                     if status == 200
                     else {"error": {"message": f"scripted {status}", "type": "server_error"}}
                 )
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.reply(status, payload)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"

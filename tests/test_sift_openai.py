@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from lalm.data_gen import sift
 from lalm.jsonl import read_jsonl as read
-from tests.helpers import make_corpus
+from tests.helpers import JSONHandler, make_corpus
 
 
 class ChatServer(ThreadingHTTPServer):
@@ -33,7 +33,7 @@ class ChatServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
-class ChatHandler(BaseHTTPRequestHandler):
+class ChatHandler(JSONHandler):
     server: ChatServer
 
     def do_POST(self) -> None:
@@ -55,17 +55,6 @@ class ChatHandler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": 5, "completion_tokens": len(user.split()) + 1,
                       "total_tokens": len(user.split()) + 6},
         })
-
-    def reply(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
