@@ -11,7 +11,7 @@ at random); batch size 1 is one-at-a-time. The sweep stops at the first batch si
 memory, reported as such.
 
 Decode excludes prefill: step time = (time of N new tokens - time of 1) / (N - 1).
-Floor of one decode step at batch B (conventions in bench/shapes.py):
+Floor of one decode step at batch B (conventions in bench/counting.py):
     bytes = LLM weights except the input embedding table + KV cache read, where the KV cache is
             2 x layers x kv_heads x head_dim x dtype bytes per context token, over every row's context
             (its prompt plus half the new tokens, on average)
@@ -26,7 +26,7 @@ import gc
 
 import torch
 
-from lalm.bench import shapes
+from lalm.bench import counting, harness, shapes
 from lalm.bench.sift_generation import TRANSCRIPTS
 from lalm.data_gen.backends import BackendOptions, backend_class
 from lalm.data_gen.backends.hf import RANDOM_LLMS
@@ -56,13 +56,13 @@ def answering(backend, conversations: list, tokens: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python bench/decode_floor.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    shapes.add_common_args(parser)
+    harness.add_common_args(parser, list(shapes.SHAPES))
     parser.add_argument("--batch-sizes", default="1,4,16", help="comma-separated, increasing")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per answer")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"],
                         help="LLM weight dtype (default: bfloat16 on a GPU, float32 on a CPU)")
     args = parser.parse_args(argv)
-    device, hw, info = shapes.start(args)
+    device, hw, info = harness.start(args)
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     backend = hf_backend(args.shape, device, dtype)
     llm, tokenizer = backend.model, backend.tokenizer
@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     for size in sizes:
         rows = conversations[:size]
         try:
-            shapes.reset_peak_memory(device)
+            harness.reset_peak_memory(device)
             answering(backend, rows, 2)()  # warm-up at this batch shape
-            times = shapes.race({"first": answering(backend, rows, 1),
+            times = harness.race({"first": answering(backend, rows, 1),
                                  "all": answering(backend, rows, args.new_tokens)}, device, args.repeats)
         except torch.cuda.OutOfMemoryError as err:
             gc.collect()
@@ -91,14 +91,14 @@ def main(argv: list[str] | None = None) -> None:
         step = (times["all"] - first) / (args.new_tokens - 1)
         # The ideal step reads each row's own context: its prompt plus, on average, half its answer.
         contexts = [n + args.new_tokens / 2 for n in prompt_lens[:size]]
-        flops, bytes_read = shapes.decode_step_counts(llm, contexts)
-        floor_s = shapes.floor_seconds(flops, bytes_read, hw)
+        flops, bytes_read = counting.decode_step_counts(llm, contexts)
+        floor_s = counting.floor_seconds(flops, bytes_read, hw)
         results.append({
             "batch": size, "prompt_tokens": sum(prompt_lens[:size]) / size, "first_token_s": first,
             "step_s": step, "tokens_per_s": size / step, "bytes_per_step": bytes_read, "flops_per_step": flops,
             "floor_step_s": floor_s, "floor_tokens_per_s": size / floor_s if floor_s else None,
             "measured_over_floor": step / floor_s if floor_s else None,
-            "peak_memory_gb": shapes.peak_memory_gb(device),
+            "peak_memory_gb": harness.peak_memory_gb(device),
         })
         print(f"batch {size}: {1e3 * step:.1f} ms per decode step, {size / step:.1f} tokens/s", flush=True)
 
@@ -110,17 +110,17 @@ def main(argv: list[str] | None = None) -> None:
             continue
         table.append([
             str(r["batch"]), f"{r['prompt_tokens']:.0f}", f"{1e3 * r['step_s']:.1f}",
-            f"{r['tokens_per_s']:.1f}", shapes.fmt(single and r["tokens_per_s"] / single, ".2f", "x"),
+            f"{r['tokens_per_s']:.1f}", harness.fmt(single and r["tokens_per_s"] / single, ".2f", "x"),
             f"{r['bytes_per_step'] / 1e9:.3f}",
-            shapes.fmt(r["floor_step_s"] and 1e3 * r["floor_step_s"], ".2f"),
-            shapes.fmt(r["floor_tokens_per_s"], ".0f"), shapes.fmt(r["measured_over_floor"], ".1f", "x"),
-            shapes.fmt(r["peak_memory_gb"], ".1f", " GB"),
+            harness.fmt(r["floor_step_s"] and 1e3 * r["floor_step_s"], ".2f"),
+            harness.fmt(r["floor_tokens_per_s"], ".0f"), harness.fmt(r["measured_over_floor"], ".1f", "x"),
+            harness.fmt(r["peak_memory_gb"], ".1f", " GB"),
         ])
     print()
     headers = ["batch", "prompt tokens", "decode step ms", "tokens/s", "vs one at a time", "GB read/step",
                "floor step ms", "floor tokens/s", "measured/floor", "peak memory"]
-    shapes.print_table(headers, table)
-    shapes.save_results(f"decode_floor_{args.shape}", {**info, "args": vars(args), "dtype": dtype,
+    harness.print_table(headers, table)
+    harness.save_results(f"decode_floor_{args.shape}", {**info, "args": vars(args), "dtype": dtype,
                                                        "results": results})
 
 

@@ -17,7 +17,7 @@ max_new_tokens=1: prompt building, encoder, projector, prefill with inputs_embed
 Decode tokens/s (kit, batch 1) = N / (time of 1 + N tokens - TTFT). Reference: the Ultravox model card
 reports ~150 ms TTFT on an A100 with an 8B LLM; the target here is <= 100 ms on an H100.
 
-Floors (conventions in bench/shapes.py):
+Floors (conventions in bench/counting.py):
     TTFT   = max((encoder + projector + LLM prefill + one LM head row) FLOPs / peak,
                  weights read once (encoder if it runs, projector, LLM but the embedding table) / bandwidth)
     decode = max(FLOPs / peak, (LLM weights but the embedding table + KV cache of the context) / bandwidth)
@@ -29,7 +29,7 @@ import argparse
 
 import torch
 
-from lalm.bench import shapes
+from lalm.bench import counting, harness, shapes
 from lalm.model import LALM
 
 QUESTION = shapes.QUESTION
@@ -45,7 +45,7 @@ def answering(model: LALM, conversation: list, audio, tokens: int, pad_to_30s: b
               bf16: bool = False):
     """A call that has generate_batch produce exactly `tokens` tokens, the encoder padding to 30 s or not."""
     def answer():
-        with shapes.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
+        with counting.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
             with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
                 model.generate_batch([conversation], [[audio]], max_new_tokens=tokens, min_new_tokens=tokens)
 
@@ -55,12 +55,12 @@ def answering(model: LALM, conversation: list, audio, tokens: int, pad_to_30s: b
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python bench/inference_latency.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    shapes.add_common_args(parser)
+    harness.add_common_args(parser, list(shapes.SHAPES))
     parser.add_argument("--seconds", type=float, default=shapes.QUESTION_SECONDS,
                         help="length of the spoken question")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens decoded for the decode rate")
     args = parser.parse_args(argv)
-    device, hw, info = shapes.start(args)
+    device, hw, info = harness.start(args)
     torch.manual_seed(0)
     model = shapes.build_model(args.shape, device).eval()
     wave = shapes.noise(args.seconds, 0)
@@ -79,19 +79,19 @@ def main(argv: list[str] | None = None) -> None:
     runs[DECODE] = answering(model, QUESTION, wave, 1 + args.new_tokens)
     for run in runs.values():
         run()  # warm-up
-    times = shapes.race(runs, device, args.repeats)
+    times = harness.race(runs, device, args.repeats)
 
     results = {}
     for name, (conversation, audio, pad_to_30s, _) in variants.items():
         tokens = len(model.processor.encode(conversation, [wave.numel()]).input_ids)
-        with shapes.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
-            counts = shapes.first_token_counts(model, tokens, wave.numel(), audio is wave)
-        floor = shapes.floor_seconds(counts["flops"], counts["bytes"], hw)
+        with counting.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
+            counts = counting.first_token_counts(model, tokens, wave.numel(), audio is wave)
+        floor = counting.floor_seconds(counts["flops"], counts["bytes"], hw)
         results[name] = {"ttft_s": times[name], "prompt_tokens": tokens, **counts, "floor_s": floor,
                          "measured_over_floor": times[name] / floor if floor else None}
 
     step = (times[DECODE] - times[KIT]) / args.new_tokens
-    floor = shapes.floor_seconds(*shapes.decode_step_counts(
+    floor = counting.floor_seconds(*counting.decode_step_counts(
         model.llm, [results[KIT]["prompt_tokens"] + args.new_tokens / 2]), hw)
     decode = {"step_s": step, "tokens_per_s": 1 / step, "floor_step_s": floor,
               "floor_tokens_per_s": 1 / floor if floor else None,
@@ -99,21 +99,21 @@ def main(argv: list[str] | None = None) -> None:
 
     base = results[NAIVE]["ttft_s"]
     print()
-    shapes.print_table(
+    harness.print_table(
         ["path", "prompt tokens", "TTFT ms", "speed-up vs naive", "encoder GFLOP", "floor ms",
          "measured/floor"],
         [[name, str(r["prompt_tokens"]), f"{1e3 * r['ttft_s']:.1f}", f"{base / r['ttft_s']:.2f}x",
-          f"{r['encoder_flops'] / 1e9:.1f}", shapes.fmt(r["floor_s"] and 1e3 * r["floor_s"], ".2f"),
-          shapes.fmt(r["measured_over_floor"], ".1f", "x")] for name, r in results.items()])
+          f"{r['encoder_flops'] / 1e9:.1f}", harness.fmt(r["floor_s"] and 1e3 * r["floor_s"], ".2f"),
+          harness.fmt(r["measured_over_floor"], ".1f", "x")] for name, r in results.items()])
     turn2 = results[TURN2_WAVE]["ttft_s"] - results[TURN2_CLIP]["ttft_s"]
     print(f"\nreusing the EncodedClip saves {1e3 * turn2:.1f} ms of the second turn's TTFT "
           f"({100 * turn2 / results[TURN2_WAVE]['ttft_s']:.0f}%)")
     print(f"decode (kit, batch 1, {args.new_tokens} tokens): {1e3 * step:.1f} ms/token = "
           f"{1 / step:.1f} tokens/s; "
-          f"floor {shapes.fmt(floor and 1e3 * floor, '.2f')} ms/token "
-          f"({shapes.fmt(decode['floor_tokens_per_s'], '.0f')} tokens/s); "
-          f"measured/floor {shapes.fmt(decode['measured_over_floor'], '.1f', 'x')}")
-    shapes.save_results(f"inference_latency_{args.shape}", {**info, "args": vars(args), "ttft": results,
+          f"floor {harness.fmt(floor and 1e3 * floor, '.2f')} ms/token "
+          f"({harness.fmt(decode['floor_tokens_per_s'], '.0f')} tokens/s); "
+          f"measured/floor {harness.fmt(decode['measured_over_floor'], '.1f', 'x')}")
+    harness.save_results(f"inference_latency_{args.shape}", {**info, "args": vars(args), "ttft": results,
                                                             "decode": decode})
 
 

@@ -16,7 +16,7 @@ its time is the fastest of `--repeats` passes, the variants taking turns:
 - kit + cache: as kit with the encoder outputs computed once beforehand (the feature cache), so the
   step skips the encoder; the one-off fill is timed apart.
 
-Model FLOPs of a step (conventions in bench/shapes.py), over real tokens only:
+Model FLOPs of a step (conventions in bench/counting.py), over real tokens only:
     LLM:       2 x (linear layers + LM head at target positions) + 3 x (causal attention core), forward FLOPs
                -- backward is input-gradient only: 1x forward for linear layers, 2x for attention
     projector: 3 x forward
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lalm.bench import shapes
+from lalm.bench import counting, harness, shapes
 from lalm.model import LALM, pad_waveforms
 from lalm.processor import IGNORE, collate
 from lalm.train import distributed
@@ -73,6 +73,7 @@ def load(model: LALM, rows: list[Row], features: dict | None) -> dict:
     examples = [processor.encode(r.conversation(), [samples(r)], r.target) for r in rows]
     batch = {"skipped": [], "rows": len(rows), "audio_seconds": sum(r.duration for r in rows),
              **collate(examples, processor.tokenizer.pad_token_id)}
+    batch["num_targets"] = int((batch["labels"][:, 1:] != IGNORE).sum())  # what the loss is normalised by
     if features is None:
         waves = [shapes.noise(r.duration, r.line) for r in rows]
         batch["waveforms"], batch["wave_lengths"] = pad_waveforms(waves)
@@ -89,14 +90,14 @@ def cost(model: LALM, rows: list[Row], batch: dict, encoder: str | None) -> dict
     """Model FLOPs, encoder FLOPs, bytes read and padding of one batch; `encoder`: "pad30", "real" or None."""
     lengths = batch["attention_mask"].sum(1).tolist()
     targets = int((batch["labels"][:, 1:] != IGNORE).sum())
-    enc = shapes.whisper(model)
+    enc = counting.whisper(model)
     clips = [samples(r) for r in rows] if encoder else []
-    frames = shapes.encoder_window_frames(enc, clips, encoder == "pad30")
-    real_frames = shapes.audio_window_frames(clips)
+    frames = counting.encoder_window_frames(enc, clips, encoder == "pad30")
+    real_frames = counting.audio_window_frames(clips)
     return {
-        "model_flops": shapes.train_flops(model, lengths, targets, int((batch["slots"] > 0).sum())),
-        "encoder_flops": shapes.encoder_flops(enc, frames),
-        "bytes": 2 * shapes.llm_read_bytes(model.llm) + (shapes.weight_bytes(enc) if encoder else 0),
+        "model_flops": counting.train_flops(model, lengths, targets, int((batch["slots"] > 0).sum())),
+        "encoder_flops": counting.encoder_flops(enc, frames),
+        "bytes": 2 * counting.llm_read_bytes(model.llm) + (counting.weight_bytes(enc) if encoder else 0),
         "tokens": sum(lengths), "padded_tokens": batch["attention_mask"].numel(),
         "encoder_frames": sum(real_frames), "encoder_padded_frames": len(frames) * max(frames, default=0),
     }
@@ -128,9 +129,9 @@ class Variant:
         if self.error:
             return
         device = run.dist.device
-        shapes.reset_peak_memory(device)
+        harness.reset_peak_memory(device)
         try:
-            with shapes.whisper(run.model).padding(pad_to_seconds=30 if self.encoder == "pad30" else None):
+            with counting.whisper(run.model).padding(pad_to_seconds=30 if self.encoder == "pad30" else None):
                 for b in self.batches[:steps]:
                     step(run, [b])
         except torch.cuda.OutOfMemoryError as err:
@@ -138,15 +139,15 @@ class Variant:
             run.optimizer.zero_grad(set_to_none=True)
             gc.collect()
             torch.cuda.empty_cache()
-        peak = shapes.peak_memory_gb(device)
+        peak = harness.peak_memory_gb(device)
         if peak is not None:
             self.peak_memory_gb = max(peak, self.peak_memory_gb or 0.0)
 
-    def summary(self, seconds: float, hw: shapes.Hardware) -> dict:
+    def summary(self, seconds: float, hw: counting.Hardware) -> dict:
         if self.error:
             return {"error": self.error}
         total = {k: sum(c[k] for c in self.costs) for k in self.costs[0]}
-        floors = [shapes.floor_seconds(c["model_flops"] + c["encoder_flops"], c["bytes"], hw)
+        floors = [counting.floor_seconds(c["model_flops"] + c["encoder_flops"], c["bytes"], hw)
                   for c in self.costs]
         floor = None if None in floors else sum(floors)
         clips = sum(b["rows"] for b in self.batches)
@@ -168,7 +169,7 @@ class Variant:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python bench/train_step.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    shapes.add_common_args(parser)
+    harness.add_common_args(parser, list(shapes.SHAPES))
     parser.add_argument("--clips", type=int, default=32, help="clips in the pass each variant trains on")
     parser.add_argument("--target-tokens", type=int, default=100, help="target length in tokens")
     parser.add_argument("--batch-seconds", type=float, default=80.0,
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(repeats=1)
     args = parser.parse_args(argv)
-    device, hw, info = shapes.start(args)
+    device, hw, info = harness.start(args)
     torch.manual_seed(args.seed)
     model = shapes.build_model(args.shape, device)
     run = make_run(model, device)
@@ -193,14 +194,14 @@ def main(argv: list[str] | None = None) -> None:
     naive = cut_batches(list(rng.permutation(len(rows))), rows,
                         DataConfig(batch_seconds=float("inf"), max_batch_size=naive_size))
 
-    t0 = shapes.clock(device)  # the feature cache, filled as train.feature_cache does: real-length batches
+    t0 = harness.clock(device)  # the feature cache, filled as train.feature_cache does: real-length batches
     features = {}
     for batch in kit:
         b = load(model, [rows[i] for i in batch], None)
         encoded = model.encode_audio(b["waveforms"].to(device), b["wave_lengths"].to(device))
         for j, i in enumerate(batch):
             features[i] = {n: f[j, : int(ln[j])] for n, (f, ln) in encoded.items()}
-    fill = shapes.clock(device) - t0
+    fill = harness.clock(device) - t0
 
     variants = {}
     for name, plan, encoder, feats in (("naive", naive, "pad30", None), ("kit", kit, "real", None),
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     for v in variants.values():
         v.train(run, args.warmup)
     passes = {name: functools.partial(v.train, run) for name, v in variants.items()}
-    times = shapes.race(passes, device, args.repeats)
+    times = harness.race(passes, device, args.repeats)
     results = {name: v.summary(times[name], hw) for name, v in variants.items()}
 
     base = results["naive"].get("samples_per_s")
@@ -223,16 +224,16 @@ def main(argv: list[str] | None = None) -> None:
             continue
         table.append([
             name, str(r["steps"]), f"{r['clips'] / r['steps']:.1f}", f"{r['samples_per_s']:.2f}",
-            f"{r['audio_h_per_device_h']:.1f}", shapes.fmt(base and r["samples_per_s"] / base, ".2f", "x"),
+            f"{r['audio_h_per_device_h']:.1f}", harness.fmt(base and r["samples_per_s"] / base, ".2f", "x"),
             f"{100 * r['llm_padding']:.0f}%", f"{r['achieved_tflops']:.3f}",
-            shapes.fmt(r["mfu"] and 100 * r["mfu"], ".1f", "%"),
-            shapes.fmt(r["measured_over_floor"], ".1f", "x"), shapes.fmt(r["peak_memory_gb"], ".1f", " GB"),
+            harness.fmt(r["mfu"] and 100 * r["mfu"], ".1f", "%"),
+            harness.fmt(r["measured_over_floor"], ".1f", "x"), harness.fmt(r["peak_memory_gb"], ".1f", " GB"),
         ])
     print()
-    shapes.print_table(["variant", "steps", "clips/step", "samples/s", "audio h / device h", "vs naive",
+    harness.print_table(["variant", "steps", "clips/step", "samples/s", "audio h / device h", "vs naive",
                         "LLM padding", "model TFLOP/s", "MFU", "measured/floor", "peak memory"], table)
     print(f"\nfeature cache fill (one-off, real-length encoder, {len(rows)} clips): {fill:.2f} s")
-    shapes.save_results(f"train_step_{args.shape}", {**info, "args": vars(args), "cache_fill_seconds": fill,
+    harness.save_results(f"train_step_{args.shape}", {**info, "args": vars(args), "cache_fill_seconds": fill,
                                                      "results": results})
 
 
