@@ -191,8 +191,12 @@ def run(args: argparse.Namespace) -> dict:
             bar.set_postfix(tok_s=f"{tally.tokens / max(bar.format_dict['elapsed'], 1e-9):.1f}",
                             done_before=tally.done_before, rejects=len(tally.rejects))
     write_jsonl_atomic(sidecar(out, "rejects.jsonl"), (r.to_json() for r in tally.rejects))
+    return finish(args, out, shard, settings, tally, len(done), time.monotonic() - started)
 
-    seconds = time.monotonic() - started
+
+def finish(args: argparse.Namespace, out: Path, shard: Shard, settings: dict, tally: Tally, done_before_run: int,
+           seconds: float) -> dict:
+    """Write and print the run's summary (its presence on disk means the run finished); returns it."""
     summary = {
         "output": str(out),
         "shard": str(shard),
@@ -204,7 +208,7 @@ def run(args: argparse.Namespace) -> dict:
         "reject_reasons": dict(Counter(r.reason.split(":", 1)[0] for r in tally.rejects)),
         "done_before": tally.done_before,
         "generated": tally.generated,
-        "outputs": len(done) + tally.generated,
+        "outputs": done_before_run + tally.generated,
         "truncated": tally.truncated,
         "tokens": tally.tokens,
         "seconds": round(seconds, 3),

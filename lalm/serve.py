@@ -275,7 +275,7 @@ def build_backend(args: argparse.Namespace) -> Backend:
     return HFBackend(load_model(args))
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lalm.serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
@@ -320,6 +320,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="fraction of GPU memory vLLM may take, weights and KV cache (default: %(default)s)")
     parser.add_argument("--vllm-max-model-len", type=int,
                         help="context length vLLM allocates for (default: the LLM's max_position_embeddings)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if min(args.max_batch, args.max_tokens, args.max_messages, args.max_text_chars, args.max_prompt_tokens,
            args.backlog) < 1 or args.batch_window_ms < 0:
