@@ -109,9 +109,10 @@ def bench_one(spec: EncoderSpec, config: Path, out: Path, data: dict[str, Path],
           "--max-new-tokens", "32", "--batch-size", "12", "--out", work / "eval"], RERUN)
     run_once(out, f"gender as a question with {spec.key}", [py, "-m", "lalm.eval.voicebench", "--model", model,
           "--manifest", data["gender"], "--subset", "gender", "--scorer", "label_choice", "--mode", "audio",
-          "--max-new-tokens", "12", "--batch-size", "12", "--out", work / "eval"], RERUN)
-    sets = read_json(work / "eval" / "summary.json")["sets"]
-    qa, gender = sets["spoken_qa"]["modes"], sets["gender"]["modes"]["audio"]
+          "--max-new-tokens", "12", "--batch-size", "12", "--out", work / "eval_gender"], RERUN)
+    # Two run folders: an eval folder is pinned to one generation setting, and the answers differ in length.
+    qa = read_json(work / "eval" / "summary.json")["sets"]["spoken_qa"]["modes"]
+    gender = read_json(work / "eval_gender" / "summary.json")["sets"]["gender"]["modes"]["audio"]
     audio, text = qa["audio"]["score"], qa["text"]["score"]
     return {"encoder": spec.label, "key": spec.key, "qa_audio": audio, "qa_text": text,
             "speech_text": audio / text if text else None, "heard_wer": qa["audio"].get("transcript_wer"),
