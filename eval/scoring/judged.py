@@ -149,24 +149,8 @@ def score_sdqa(
     questions = [str(get_field(item, "prompt", "question")) for item in items]
     references = [str(get_field(item, "reference", "answer")) for item in items]
     responses = [str(get_field(item, "response")) for item in items]
-    pandas = {"strict": panda, "parity": official_panda}
-    results = []
-    for i, item in enumerate(items):
-        verdicts = {
-            m: None if fn is None else bool(fn(responses[i], references[i], questions[i]))
-            for m, fn in pandas.items()
-        }
-        results.append({"id": item_id(item, i), "panda": verdicts[mode], "pandas": verdicts})
-    n = len(items)
-    by_mode = {
-        m: {
-            "panda": None if fn is None else percent(sum(r["pandas"][m] for r in results), n),
-            "panda_impl": None if fn is None else getattr(fn, "__name__", str(fn)),
-        }
-        for m, fn in pandas.items()
-    }
-    if official_panda is None:
-        by_mode["parity"]["panda_status"] = PARITY_PANDA_MISSING
+    results, by_mode = _panda_scores(items, questions, references, responses,
+                                     {"strict": panda, "parity": official_panda}, mode)
     requests = [
         [JudgeRequest(qa_messages(q, ref, resp), samples, parse_yes_no)]
         for q, ref, resp in zip(questions, references, responses)
@@ -177,16 +161,52 @@ def score_sdqa(
             result["status"] = SKIPPED_NO_JUDGE
         for block in by_mode.values():
             block.update(score=None, gpt=None)
-        return results, {
-            "score": None,
-            "mode": mode,
-            "gpt": None,
-            "panda": by_mode[mode]["panda"],
-            "n": n,
-            **by_mode,
-            "status": SKIPPED_NO_JUDGE,
-        }
+        return results, {"score": None, "mode": mode, "gpt": None, "panda": by_mode[mode]["panda"],
+                         "n": len(items), **by_mode, "status": SKIPPED_NO_JUDGE}
     raws, records, judge_fields = got
+    _add_judge_votes(results, by_mode, raws, records, mode)
+    return results, {
+        "score": by_mode[mode]["score"],
+        "mode": mode,
+        "gpt": by_mode[mode]["gpt"],
+        "panda": by_mode[mode]["panda"],
+        "panda_impl": by_mode[mode]["panda_impl"],
+        "n": len(items),
+        "n_undecided": by_mode[mode]["n_undecided"],
+        **by_mode,
+        **judge_fields,
+    }
+
+
+def _panda_scores(
+    items: Sequence[Item], questions: list[str], references: list[str], responses: list[str],
+    pandas: dict[str, PandaFn | None], mode: str,
+) -> tuple[list[dict], dict[str, dict]]:
+    """Per-item PANDA verdicts under each mode's implementation, and each mode's PANDA accuracy."""
+    results = []
+    for i, item in enumerate(items):
+        verdicts = {
+            m: None if fn is None else bool(fn(responses[i], references[i], questions[i]))
+            for m, fn in pandas.items()
+        }
+        results.append({"id": item_id(item, i), "panda": verdicts[mode], "pandas": verdicts})
+    by_mode = {
+        m: {
+            "panda": None if fn is None else percent(sum(r["pandas"][m] for r in results), len(items)),
+            "panda_impl": None if fn is None else getattr(fn, "__name__", str(fn)),
+        }
+        for m, fn in pandas.items()
+    }
+    if pandas["parity"] is None:
+        by_mode["parity"]["panda_status"] = PARITY_PANDA_MISSING
+    return results, by_mode
+
+
+def _add_judge_votes(
+    results: list[dict], by_mode: dict[str, dict], raws: list[list[str]], records: list[dict], mode: str
+) -> None:
+    """Each item's votes and majority in both modes (strict: parsed Yes/No; parity: VoiceBench's
+    raw-string vote), then each mode's judge accuracy, undecided count and score."""
     for result, raw, record in zip(results, raws, records):
         votes = [v for r in raw if (v := parse_yes_no(r)) is not None]
         parity, tied = official.majority_vote(raw) if raw else (None, False)
@@ -196,17 +216,6 @@ def score_sdqa(
         decided = [r["gpts"][m] for r in results if r["gpts"][m] is not None]
         gpt = percent(sum(decided), len(decided))
         block["gpt"] = gpt
-        block["n_undecided"] = n - len(decided)
+        block["n_undecided"] = len(results) - len(decided)
         block["score"] = None if gpt is None or block["panda"] is None else (gpt + block["panda"]) / 2
     by_mode["parity"]["n_official_ties"] = sum(r["official_tie"] for r in results)
-    return results, {
-        "score": by_mode[mode]["score"],
-        "mode": mode,
-        "gpt": by_mode[mode]["gpt"],
-        "panda": by_mode[mode]["panda"],
-        "panda_impl": by_mode[mode]["panda_impl"],
-        "n": n,
-        "n_undecided": by_mode[mode]["n_undecided"],
-        **by_mode,
-        **judge_fields,
-    }
