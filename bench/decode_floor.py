@@ -53,7 +53,7 @@ def answering(backend, conversations: list, tokens: int):
     return answer
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python bench/decode_floor.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     harness.add_common_args(parser, list(shapes.SHAPES))
@@ -61,47 +61,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per answer")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"],
                         help="LLM weight dtype (default: bfloat16 on a GPU, float32 on a CPU)")
-    args = parser.parse_args(argv)
-    device, hw, info = harness.start(args)
-    dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    backend = hf_backend(args.shape, device, dtype)
-    llm, tokenizer = backend.model, backend.tokenizer
-    sizes = [int(b) for b in args.batch_sizes.split(",")]
-    conversations = [render("sift_s", TRANSCRIPTS[i % len(TRANSCRIPTS)], []).messages
-                     for i in range(max(sizes))]
-    # Prompt lengths as the backend tokenizes them (byte-level for the random LLMs).
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-             for c in conversations]
-    prompt_lens = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return parser
 
-    results = []
-    for size in sizes:
-        rows = conversations[:size]
-        try:
-            harness.reset_peak_memory(device)
-            answering(backend, rows, 2)()  # warm-up at this batch shape
-            times = harness.race({"first": answering(backend, rows, 1),
-                                 "all": answering(backend, rows, args.new_tokens)}, device, args.repeats)
-        except torch.cuda.OutOfMemoryError as err:
-            gc.collect()
-            torch.cuda.empty_cache()
-            results.append({"batch": size, "error": f"out of memory: {str(err).splitlines()[0]}"})
-            break
-        first = times["first"]
-        step = (times["all"] - first) / (args.new_tokens - 1)
-        # The ideal step reads each row's own context: its prompt plus, on average, half its answer.
-        contexts = [n + args.new_tokens / 2 for n in prompt_lens[:size]]
-        flops, bytes_read = counting.decode_step_counts(llm, contexts)
-        floor_s = counting.floor_seconds(flops, bytes_read, hw)
-        results.append({
-            "batch": size, "prompt_tokens": sum(prompt_lens[:size]) / size, "first_token_s": first,
-            "step_s": step, "tokens_per_s": size / step, "bytes_per_step": bytes_read, "flops_per_step": flops,
-            "floor_step_s": floor_s, "floor_tokens_per_s": size / floor_s if floor_s else None,
-            "measured_over_floor": step / floor_s if floor_s else None,
-            "peak_memory_gb": harness.peak_memory_gb(device),
-        })
-        print(f"batch {size}: {1e3 * step:.1f} ms per decode step, {size / step:.1f} tokens/s", flush=True)
 
+def measure_batch(backend, rows: list, prompt_lens: list[int], args, device, hw) -> dict:
+    """One batch size: time to the first token, time per later step, and the step's roofline floor."""
+    size = len(rows)
+    try:
+        harness.reset_peak_memory(device)
+        answering(backend, rows, 2)()  # warm-up at this batch shape
+        times = harness.race({"first": answering(backend, rows, 1),
+                             "all": answering(backend, rows, args.new_tokens)}, device, args.repeats)
+    except torch.cuda.OutOfMemoryError as err:
+        gc.collect()
+        torch.cuda.empty_cache()
+        return {"batch": size, "error": f"out of memory: {str(err).splitlines()[0]}"}
+    first = times["first"]
+    step = (times["all"] - first) / (args.new_tokens - 1)
+    # The ideal step reads each row's own context: its prompt plus, on average, half its answer.
+    contexts = [n + args.new_tokens / 2 for n in prompt_lens]
+    flops, bytes_read = counting.decode_step_counts(backend.model, contexts)
+    floor_s = counting.floor_seconds(flops, bytes_read, hw)
+    return {
+        "batch": size, "prompt_tokens": sum(prompt_lens) / size, "first_token_s": first,
+        "step_s": step, "tokens_per_s": size / step, "bytes_per_step": bytes_read, "flops_per_step": flops,
+        "floor_step_s": floor_s, "floor_tokens_per_s": size / floor_s if floor_s else None,
+        "measured_over_floor": step / floor_s if floor_s else None,
+        "peak_memory_gb": harness.peak_memory_gb(device),
+    }
+
+
+def print_results(results: list[dict]) -> None:
     single = results[0].get("tokens_per_s") if results[0]["batch"] == 1 else None
     table = []
     for r in results:
@@ -120,6 +110,30 @@ def main(argv: list[str] | None = None) -> None:
     headers = ["batch", "prompt tokens", "decode step ms", "tokens/s", "vs one at a time", "GB read/step",
                "floor step ms", "floor tokens/s", "measured/floor", "peak memory"]
     harness.print_table(headers, table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    device, hw, info = harness.start(args)
+    dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    backend = hf_backend(args.shape, device, dtype)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    conversations = [render("sift_s", TRANSCRIPTS[i % len(TRANSCRIPTS)], []).messages
+                     for i in range(max(sizes))]
+    # Prompt lengths as the backend tokenizes them (byte-level for the random LLMs).
+    texts = [backend.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+             for c in conversations]
+    prompt_lens = [len(ids) for ids in backend.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    results = []
+    for size in sizes:
+        result = measure_batch(backend, conversations[:size], prompt_lens[:size], args, device, hw)
+        results.append(result)
+        if "error" in result:
+            break
+        print(f"batch {size}: {1e3 * result['step_s']:.1f} ms per decode step, "
+              f"{result['tokens_per_s']:.1f} tokens/s", flush=True)
+    print_results(results)
     harness.save_results(f"decode_floor_{args.shape}", {**info, "args": vars(args), "dtype": dtype,
                                                        "results": results})
 

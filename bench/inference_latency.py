@@ -52,14 +52,51 @@ def answering(model: LALM, conversation: list, audio, tokens: int, pad_to_30s: b
     return answer
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python bench/inference_latency.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     harness.add_common_args(parser, list(shapes.SHAPES))
     parser.add_argument("--seconds", type=float, default=shapes.QUESTION_SECONDS,
                         help="length of the spoken question")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens decoded for the decode rate")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def with_floors(model, variants: dict, times: dict, wave, hw) -> dict[str, dict]:
+    """Each path's measured TTFT beside its counted FLOPs, bytes and roofline floor."""
+    results = {}
+    for name, (conversation, audio, pad_to_30s, _) in variants.items():
+        tokens = len(model.processor.encode(conversation, [wave.numel()]).input_ids)
+        with counting.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
+            counts = counting.first_token_counts(model, tokens, wave.numel(), audio is wave)
+        floor = counting.floor_seconds(counts["flops"], counts["bytes"], hw)
+        results[name] = {"ttft_s": times[name], "prompt_tokens": tokens, **counts, "floor_s": floor,
+                         "measured_over_floor": times[name] / floor if floor else None}
+    return results
+
+
+def print_results(results: dict[str, dict], decode: dict, new_tokens: int) -> None:
+    base = results[NAIVE]["ttft_s"]
+    print()
+    harness.print_table(
+        ["path", "prompt tokens", "TTFT ms", "speed-up vs naive", "encoder GFLOP", "floor ms",
+         "measured/floor"],
+        [[name, str(r["prompt_tokens"]), f"{1e3 * r['ttft_s']:.1f}", f"{base / r['ttft_s']:.2f}x",
+          f"{r['encoder_flops'] / 1e9:.1f}", harness.fmt(r["floor_s"] and 1e3 * r["floor_s"], ".2f"),
+          harness.fmt(r["measured_over_floor"], ".1f", "x")] for name, r in results.items()])
+    turn2 = results[TURN2_WAVE]["ttft_s"] - results[TURN2_CLIP]["ttft_s"]
+    print(f"\nreusing the EncodedClip saves {1e3 * turn2:.1f} ms of the second turn's TTFT "
+          f"({100 * turn2 / results[TURN2_WAVE]['ttft_s']:.0f}%)")
+    step, floor = decode["step_s"], decode["floor_step_s"]
+    print(f"decode (kit, batch 1, {new_tokens} tokens): {1e3 * step:.1f} ms/token = "
+          f"{1 / step:.1f} tokens/s; "
+          f"floor {harness.fmt(floor and 1e3 * floor, '.2f')} ms/token "
+          f"({harness.fmt(decode['floor_tokens_per_s'], '.0f')} tokens/s); "
+          f"measured/floor {harness.fmt(decode['measured_over_floor'], '.1f', 'x')}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     device, hw, info = harness.start(args)
     torch.manual_seed(0)
     model = shapes.build_model(args.shape, device).eval()
@@ -80,15 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     for run in runs.values():
         run()  # warm-up
     times = harness.race(runs, device, args.repeats)
-
-    results = {}
-    for name, (conversation, audio, pad_to_30s, _) in variants.items():
-        tokens = len(model.processor.encode(conversation, [wave.numel()]).input_ids)
-        with counting.whisper(model).padding(pad_to_seconds=30 if pad_to_30s else None):
-            counts = counting.first_token_counts(model, tokens, wave.numel(), audio is wave)
-        floor = counting.floor_seconds(counts["flops"], counts["bytes"], hw)
-        results[name] = {"ttft_s": times[name], "prompt_tokens": tokens, **counts, "floor_s": floor,
-                         "measured_over_floor": times[name] / floor if floor else None}
+    results = with_floors(model, variants, times, wave, hw)
 
     step = (times[DECODE] - times[KIT]) / args.new_tokens
     floor = counting.floor_seconds(*counting.decode_step_counts(
@@ -96,23 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     decode = {"step_s": step, "tokens_per_s": 1 / step, "floor_step_s": floor,
               "floor_tokens_per_s": 1 / floor if floor else None,
               "measured_over_floor": step / floor if floor else None}
-
-    base = results[NAIVE]["ttft_s"]
-    print()
-    harness.print_table(
-        ["path", "prompt tokens", "TTFT ms", "speed-up vs naive", "encoder GFLOP", "floor ms",
-         "measured/floor"],
-        [[name, str(r["prompt_tokens"]), f"{1e3 * r['ttft_s']:.1f}", f"{base / r['ttft_s']:.2f}x",
-          f"{r['encoder_flops'] / 1e9:.1f}", harness.fmt(r["floor_s"] and 1e3 * r["floor_s"], ".2f"),
-          harness.fmt(r["measured_over_floor"], ".1f", "x")] for name, r in results.items()])
-    turn2 = results[TURN2_WAVE]["ttft_s"] - results[TURN2_CLIP]["ttft_s"]
-    print(f"\nreusing the EncodedClip saves {1e3 * turn2:.1f} ms of the second turn's TTFT "
-          f"({100 * turn2 / results[TURN2_WAVE]['ttft_s']:.0f}%)")
-    print(f"decode (kit, batch 1, {args.new_tokens} tokens): {1e3 * step:.1f} ms/token = "
-          f"{1 / step:.1f} tokens/s; "
-          f"floor {harness.fmt(floor and 1e3 * floor, '.2f')} ms/token "
-          f"({harness.fmt(decode['floor_tokens_per_s'], '.0f')} tokens/s); "
-          f"measured/floor {harness.fmt(decode['measured_over_floor'], '.1f', 'x')}")
+    print_results(results, decode, args.new_tokens)
     harness.save_results(f"inference_latency_{args.shape}", {**info, "args": vars(args), "ttft": results,
                                                             "decode": decode})
 

@@ -22,7 +22,7 @@ import time
 from lalm.bench.common import report
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -31,7 +31,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=8, help="candidates per word (default 8)")
     parser.add_argument("--error", type=float, default=0.1, help="phoneme error rate of the heard words (0.1)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def heard_words(sentences, phonemizer, inventory: list[str], n: int, error: float, seed: int) -> list[list[str]]:
+    """The first n words of the sentences as phonemes, each phoneme swapped for a random one with
+    probability error: what a CTC head that mishears a little writes."""
+    rng = random.Random(seed)
+    queries: list[list[str]] = []
+    for sentence in sentences:
+        for word in phonemizer.words(sentence):
+            queries.append([rng.choice(inventory) if rng.random() < error else p for p in word])
+        if len(queries) >= n:
+            break
+    return queries[:n]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     from rapidfuzz import process
     from rapidfuzz.distance import Levenshtein
@@ -42,21 +59,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if not WORDNET.is_dir():
         raise SystemExit(f"error: WordNet not found at {WORDNET} (apt-get install wordnet-base)")
-    rng = random.Random(args.seed)
     phonemizer = Phonemizer()
     inventory = build_projector("phoneme_ctc", 4, 8).inventory
     words = lexicon_words(None)[: args.words]
     started = time.perf_counter()
     lexicon = Lexicon(words, phonemizer, inventory)
     print(f"lexicon: {len(words)} words, {len(lexicon.keys)} keys, built in {time.perf_counter() - started:.1f} s")
-    queries: list[list[str]] = []
-    for sentence in wordnet_examples(WORDNET):
-        for word in phonemizer.words(sentence):
-            heard = [rng.choice(inventory) if rng.random() < args.error else p for p in word]
-            queries.append(heard)
-        if len(queries) >= args.queries:
-            break
-    queries = queries[: args.queries]
+    queries = heard_words(wordnet_examples(WORDNET), phonemizer, inventory, args.queries, args.error, args.seed)
 
     def full_scan(phones: list[str]) -> list[tuple[int, int]]:
         hits = process.extract(lexicon.key(phones), lexicon.keys, scorer=Levenshtein.distance, limit=args.limit)

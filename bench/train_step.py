@@ -166,7 +166,7 @@ class Variant:
         }
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python bench/train_step.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     harness.add_common_args(parser, list(shapes.SHAPES))
@@ -178,13 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each timed pass")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(repeats=1)
-    args = parser.parse_args(argv)
-    device, hw, info = harness.start(args)
-    torch.manual_seed(args.seed)
-    model = shapes.build_model(args.shape, device)
-    run = make_run(model, device)
-    model.train()
-    rows = make_rows(args.clips, args.target_tokens, args.seed)
+    return parser
+
+
+def plans(rows: list, args: argparse.Namespace) -> tuple[list[list[int]], list[list[int]]]:
+    """The kit's batches (duration-sorted, cut by padded seconds, then shuffled) and the naive ones
+    (random order, a fixed batch_seconds / 30 clips each, as 30 s padding would allow)."""
     rng = np.random.default_rng(args.seed)
     sorted_order = sorted(range(len(rows)), key=lambda i: rows[i].duration)
     kit = cut_batches(sorted_order, rows, DataConfig(batch_seconds=args.batch_seconds,
@@ -193,29 +192,22 @@ def main(argv: list[str] | None = None) -> None:
     naive_size = max(1, int(args.batch_seconds // 30))
     naive = cut_batches(list(rng.permutation(len(rows))), rows,
                         DataConfig(batch_seconds=float("inf"), max_batch_size=naive_size))
+    return kit, naive
 
-    t0 = harness.clock(device)  # the feature cache, filled as train.feature_cache does: real-length batches
+
+def fill_cache(model, rows: list, kit: list[list[int]], device) -> tuple[dict, float]:
+    """The feature cache, filled as train.feature_cache does (real-length batches), and its time."""
+    t0 = harness.clock(device)
     features = {}
     for batch in kit:
         b = load(model, [rows[i] for i in batch], None)
         encoded = model.encode_audio(b["waveforms"].to(device), b["wave_lengths"].to(device))
         for j, i in enumerate(batch):
             features[i] = {n: f[j, : int(ln[j])] for n, (f, ln) in encoded.items()}
-    fill = harness.clock(device) - t0
+    return features, harness.clock(device) - t0
 
-    variants = {}
-    for name, plan, encoder, feats in (("naive", naive, "pad30", None), ("kit", kit, "real", None),
-                                       ("kit + cache", kit, None, features)):
-        picked = [[rows[i] for i in batch] for batch in plan]
-        batches = [load(model, r, feats) for r in picked]
-        costs = [cost(model, r, b, encoder) for r, b in zip(picked, batches)]
-        variants[name] = Variant(batches, costs, encoder)
-    for v in variants.values():
-        v.train(run, args.warmup)
-    passes = {name: functools.partial(v.train, run) for name, v in variants.items()}
-    times = harness.race(passes, device, args.repeats)
-    results = {name: v.summary(times[name], hw) for name, v in variants.items()}
 
+def print_results(results: dict[str, dict]) -> None:
     base = results["naive"].get("samples_per_s")
     table = []
     for name, r in results.items():
@@ -232,6 +224,32 @@ def main(argv: list[str] | None = None) -> None:
     print()
     harness.print_table(["variant", "steps", "clips/step", "samples/s", "audio h / device h", "vs naive",
                         "LLM padding", "model TFLOP/s", "MFU", "measured/floor", "peak memory"], table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    device, hw, info = harness.start(args)
+    torch.manual_seed(args.seed)
+    model = shapes.build_model(args.shape, device)
+    run = make_run(model, device)
+    model.train()
+    rows = make_rows(args.clips, args.target_tokens, args.seed)
+    kit, naive = plans(rows, args)
+    features, fill = fill_cache(model, rows, kit, device)
+
+    variants = {}
+    for name, plan, encoder, feats in (("naive", naive, "pad30", None), ("kit", kit, "real", None),
+                                       ("kit + cache", kit, None, features)):
+        picked = [[rows[i] for i in batch] for batch in plan]
+        batches = [load(model, r, feats) for r in picked]
+        costs = [cost(model, r, b, encoder) for r, b in zip(picked, batches)]
+        variants[name] = Variant(batches, costs, encoder)
+    for v in variants.values():
+        v.train(run, args.warmup)
+    passes = {name: functools.partial(v.train, run) for name, v in variants.items()}
+    times = harness.race(passes, device, args.repeats)
+    results = {name: v.summary(times[name], hw) for name, v in variants.items()}
+    print_results(results)
     print(f"\nfeature cache fill (one-off, real-length encoder, {len(rows)} clips): {fill:.2f} s")
     harness.save_results(f"train_step_{args.shape}", {**info, "args": vars(args), "cache_fill_seconds": fill,
                                                      "results": results})
