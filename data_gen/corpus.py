@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from lalm import console
 from lalm.data_gen.cli import HelpFormatter
 from lalm.errors import run_command
 from lalm.jsonl import read_jsonl, write_jsonl_atomic
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> dict:
     exclude = FactFilter(q for path in args.exclude for q in read_jsonl(path)) if args.exclude else None
     wordnet = args.wordnet if (args.wordnet / "data.noun").is_file() else None
     if wordnet is None:
-        print(f"note: no WordNet at {args.wordnet} (apt-get install wordnet-base); only --texts are used")
+        console.note(f"no WordNet at {args.wordnet} (apt-get install wordnet-base); only --texts are used")
     keep = common_words_filter(load_tokenizer(args.tokenizer), args.common_share) if args.tokenizer else None
     rows, stats = build(args.size, texts, wordnet, exclude, keep, args.definitions_share, args.seed)
     if not rows:

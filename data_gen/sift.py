@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
+from lalm import console
+from lalm.console import progress
 from lalm.data_gen.backends import BackendOptions, backend_class, generation_record
 from lalm.data_gen.backends.hf import RANDOM_PREFIX
 from lalm.data_gen.batching import length_sorted_batches
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> dict:
     tally = Tally()
     jobs = new_jobs(args, shard, done, tally)
     backend = None
-    with appending(out) as write, tqdm(desc="generating", unit="row", file=sys.stderr) as bar:
+    with appending(out) as write, progress(desc="generating", unit="row") as bar:
         for batch in length_sorted_batches(jobs, lambda job: job.length, args.batch_size, args.sort_window):
             # Loaded at the first batch, so a rerun with nothing left to do loads no model.
             backend = backend or backend_class(args.backend)(args.llm, sampling, options)
@@ -254,8 +254,7 @@ def finished_ids(out: Path, settings: dict) -> set[str]:
     """Ids already in `out`, after cutting a torn last line; refuses rows made with other settings."""
     dropped = repair_tail(out)
     if dropped:
-        print(f"note: cut a torn last line ({dropped} bytes) from {out}, left by an interrupted run",
-              file=sys.stderr)
+        console.note(f"cut a torn last line ({dropped} bytes) from {out}, left by an interrupted run")
     if not out.exists():
         return set()
     done = set()

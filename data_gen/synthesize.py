@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from lalm.audio import AudioError
+from lalm.console import progress
 from lalm.data_gen.cli import HelpFormatter
 from lalm.data_gen.rows import Reject, identify
 from lalm.data_gen.sources import Record, jsonl_records
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> dict:
     written = 0
     audio_seconds = 0.0
     with appending(manifest) as write, ThreadPoolExecutor(args.workers) as pool, \
-            tqdm(total=len(jobs), desc="synthesising", unit="clip", file=sys.stderr) as bar:
+            progress(total=len(jobs), desc="synthesising", unit="clip") as bar:
         for start in range(0, len(jobs), args.batch_size):
             batch = jobs[start:start + args.batch_size]
             results = list(pool.map(lambda job: speak_row(tts, args.seed, args.out_dir, *job), batch))

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from lalm import console
 from lalm.errors import run_command
 from lalm.eval.items import DataError
 from lalm.eval.probing import probes as protocol
@@ -109,15 +110,15 @@ def probe_one(encoder: Encoder, task: Task, probes: tuple[str, ...], args: argpa
     started = time.perf_counter()
     feats = task_features(encoder, task, out / "cache", args.batch_seconds)
     for reason in feats.skipped:
-        print(f"skipped: {reason}", file=sys.stderr)
+        console.skipped(task.name, reason)
     clips = [task.clips[i] for i in feats.index]
     result = protocol.probe_task(task.info, clips, feats.pooled, feats.frames, probes, args.seed)
     result |= {"key": key, "encoder": encoder.spec.label, "task": task.name, "dim": int(feats.pooled.shape[1]),
                "skipped": feats.skipped, "seconds": round(time.perf_counter() - started, 1)}
     write_json_atomic(path, result)
     scores = ", ".join(f"{p} {100 * r['score']:.1f}" for p, r in result["probes"].items())
-    print(f"{encoder.spec.label} / {task.name}: {scores} (chance {100 * result['chance']:.1f}, "
-          f"{result['seconds']:.0f} s)", file=sys.stderr)
+    console.note(f"{encoder.spec.label} / {task.name}: {scores} (chance {100 * result['chance']:.1f}, "
+                 f"{result['seconds']:.0f} s)")
     return result
 
 

@@ -17,6 +17,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from lalm.errors import UserError, run_command
+
 RESOURCE = "tokenizers/punkt_tab/english/"
 WHEEL_PACKAGE = "llama-index-core"
 WHEEL_PREFIX = "llama_index/core/_static/nltk_cache/tokenizers/punkt_tab/"
@@ -89,17 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, help="install here instead of <sys.prefix>/nltk_data")
     args = parser.parse_args(argv)
+    return run_command(lambda: install(args.dir))
+
+
+def install(folder: Path | None) -> None:
     try:
         import nltk  # noqa: F401
     except ImportError:
-        print("error: nltk is not installed (pip install nltk)", file=sys.stderr)
-        return 2
+        raise UserError("nltk is not installed (pip install nltk)") from None
     try:
-        print(f"punkt_tab: {ensure(args.dir)}")
+        print(f"punkt_tab: {ensure(folder)}")
     except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        raise UserError(str(err)) from err
 
 
 if __name__ == "__main__":

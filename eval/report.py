@@ -8,9 +8,9 @@ extra (``pip install 'lalm-kit[eval]'``); without it the table is still printed.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from lalm import console
 from lalm.eval.summary import (
     SUMMARY_JSON,
     gap,
@@ -86,5 +86,5 @@ def report(run_dir: str | Path) -> str:
         plot_gap(summary, run_dir / PLOT)
         print(f"plot: {run_dir / PLOT}")
     except ImportError:
-        print("no plot: matplotlib is not installed (pip install 'lalm-kit[eval]')", file=sys.stderr)
+        console.note("no plot: matplotlib is not installed (pip install 'lalm-kit[eval]')")
     return table

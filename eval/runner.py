@@ -20,8 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from lalm import console
 from lalm.audio import AudioError
 from lalm.eval.items import DataError, EvalItem, EvalSet
 from lalm.eval.models import Reply, Request, Responder, cascade_text
@@ -98,7 +97,7 @@ def generate(
     rows = _rows_by_id(path)
     todo = [item for item in eval_set.items if rows.get(item.id, {}).get("response") is None]
     done = len(eval_set.items) - len(todo)
-    with tqdm(
+    with console.progress(
         total=len(eval_set.items),
         initial=done,
         desc=f"{eval_set.name} [{mode}]",

@@ -18,10 +18,10 @@ parity guess was made, the extracted ``answer``, then the scorer's full result) 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from lalm import console
 from lalm.eval.items import DataError
 from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset
 from lalm.jsonl import write_json_atomic, write_jsonl_atomic
@@ -83,7 +83,7 @@ def score_replies(path: Path, subset: str, options: ScoreOptions, out: Path) -> 
     name = subset_name(subset)
     items, rejects = read_replies(path)
     for reject in rejects:
-        print(f"notice: {reject['file']}:{reject['line']}: skipped: {reject['reason']}", file=sys.stderr)
+        console.skipped(f"{reject['file']}:{reject['line']}", reject["reason"])
     if not items:
         raise DataError(f"--score-file {path}: no usable rows ({len(rejects)} rejected)")
     for item in items:  # VoiceBench's ifeval rows carry `key`, some sets no id at all

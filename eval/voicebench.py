@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from lalm import console
 from lalm.checkpoint import CONFIG, read_bases
 from lalm.errors import run_command
 from lalm.eval.items import DataError, EvalSet
@@ -293,7 +294,7 @@ class Responders:
                 self.args.endpoint, self.args.endpoint_model, self.sampling, self.args.system_prompt,
                 os.environ.get(ENDPOINT_KEY_ENV)
             )
-        print(f"loading {self.args.model} ...", file=sys.stderr)
+        console.note(f"loading {self.args.model} ...")
         return KitResponder.from_checkpoint(self.args.model, self.sampling, self.args.system_prompt, self.args.device)
 
     @cached_property
@@ -301,7 +302,7 @@ class Responders:
         from lalm.eval.asr import load_asr
         from lalm.eval.models import CascadeResponder
 
-        print(f"loading ASR {self.args.asr} ...", file=sys.stderr)
+        console.note(f"loading ASR {self.args.asr} ...")
         return CascadeResponder(load_asr(self.args.asr), self.base)
 
     def for_mode(self, mode: str) -> Responder:
@@ -322,11 +323,8 @@ def run(args: argparse.Namespace) -> dict:
     judge = options.judge
     judged = [s.name for s in sets if SUBSETS[s.scorer].judge == "required"]
     if judge is None and judged:
-        print(
-            f"notice: no judge configured (--judge-model or $LALM_JUDGE_MODEL): {', '.join(judged)} will be "
-            "reported as skipped, not scored",
-            file=sys.stderr,
-        )
+        console.note(f"no judge configured (--judge-model or $LALM_JUDGE_MODEL): {', '.join(judged)} will be "
+                     "reported as skipped, not scored")
     scoring = {
         "mode": args.score_mode,
         "seed": args.seed,
@@ -359,19 +357,16 @@ def run_set(args: argparse.Namespace, eval_set: EvalSet, mode: str, responders: 
 
     path = runner.results_path(Path(args.out), eval_set.name, mode)
     if mode == "text" and not runner.has_text_form(eval_set):
-        print(f"notice: {eval_set.name} has no text form; text mode skipped", file=sys.stderr)
+        console.note(f"{eval_set.name} has no text form; text mode skipped")
         return {"score": None, "status": runner.NO_TEXT_FORM}
     runner.generate(eval_set, mode, path, lambda: responders.for_mode(mode), args.batch_size,
                     progress=not args.no_progress)
     result = runner.score(eval_set, mode, path, options)
     if result["n_failed"]:
         first = result["failures"][0]
-        print(
-            f"notice: {eval_set.name} [{mode}]: {result['n_failed']} item(s) failed and are "
-            f"left out of the score (first: {first['id']}: {first['error']}); see {path}, "
-            "rerun to retry them",
-            file=sys.stderr,
-        )
+        console.note(f"{eval_set.name} [{mode}]: {result['n_failed']} item(s) failed and are "
+                     f"left out of the score (first: {first['id']}: {first['error']}); see {path}, "
+                     "rerun to retry them")
     return result
 
 
@@ -384,12 +379,9 @@ def record_pair(state: dict, eval_set: EvalSet, out: Path, options: ScoreOptions
         return
     state["sets"][eval_set.name]["paired"] = pair
     if pair["same_items"] is False:
-        print(
-            f"notice: {eval_set.name}: speech/text is on the {pair['n_items']} items both modes "
-            f"answered ({pair['n_only_audio']} answered in audio only, {pair['n_only_text']} in "
-            "text only; listed in the summary)",
-            file=sys.stderr,
-        )
+        console.note(f"{eval_set.name}: speech/text is on the {pair['n_items']} items both modes "
+                     f"answered ({pair['n_only_audio']} answered in audio only, {pair['n_only_text']} in "
+                     "text only; listed in the summary)")
 
 
 def score_options(args: argparse.Namespace) -> ScoreOptions:

@@ -220,7 +220,7 @@ def test_score_file_writes_items_and_both_modes(tmp_path: Path, capsys: pytest.C
         (3, "not"), (4, "not"), (5, "a"), (6, "no"),
     ]
     err = capsys.readouterr().err
-    assert f"{replies}:4: skipped: not UTF-8" in err and f"{replies}:6: skipped: no string `response`" in err
+    assert f"skipped: {replies}:4: not UTF-8" in err and f"skipped: {replies}:6: no string `response`" in err
 
 
 def test_score_file_each_rule_subset(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from lalm import console
 from lalm.checkpoint import WEIGHTS, load_trained, save_checkpoint
 from lalm.config import describe_fields, load_config
 from lalm.errors import run_command
@@ -189,7 +189,7 @@ def train(run: Run) -> None:
     )
     batches = iter(loader)
     logger = MetricsLogger(run.out_dir, cfg.train.logger, dist.main, resumed_at=run.step)
-    bar = tqdm(total=cfg.train.steps, initial=run.step, desc="align", unit="step", disable=not dist.main)
+    bar = console.progress(total=cfg.train.steps, initial=run.step, desc="align", unit="step", disable=not dist.main)
     # Throughput is timed in this process only; the window's sums may span a resume (they are saved
     # with each checkpoint), so a resumed run logs the same losses as an uninterrupted one.
     clock = {"t0": time.perf_counter(), "tokens": 0, "audio_s": 0.0}
@@ -306,9 +306,9 @@ def record_skips(run: Run, failed: list[dict], anyone: bool) -> None:
     if not new:
         return
     run.counters["skipped_rows"] = len(run.skips)
-    for e in new:
-        say(run.dist, f"skipped: {e['where']}: {e['reason']}")
     if run.dist.main:
+        for e in new:
+            console.skipped(e["where"], e["reason"])
         append_jsonl(run.out_dir / "skipped.jsonl", run.skips.entries[-len(new):])
 
 
@@ -442,7 +442,7 @@ def autocast(cfg: AlignConfig, device: torch.device):
 
 def say(dist: distributed.Dist, text: str) -> None:
     if dist.main:
-        tqdm.write(text)
+        console.say(text)
 
 
 class MetricsLogger:

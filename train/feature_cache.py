@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from lalm.audio import AudioError, load_audio
 from lalm.clips import EncodedClip
+from lalm.console import progress
 
 NUM_SAMPLES = "__num_samples__"
 
@@ -83,7 +83,7 @@ class FeatureCache:
         if durations:
             todo.sort(key=lambda a: durations.get(a, 0.0))
         done = 0
-        bar = tqdm(total=len(todo), desc="feature cache", unit="clip", disable=rank != 0 or not todo)
+        bar = progress(total=len(todo), desc="feature cache", unit="clip", disable=rank != 0 or not todo)
         batch: list[tuple[str, torch.Tensor]] = []
 
         def flush():

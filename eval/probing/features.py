@@ -3,13 +3,13 @@ pooled per clip (the mean over the clip's frames) and kept as frames for the att
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lalm import console
 from lalm.audio import AudioError, probe_audio
 from lalm.eval.probing.encoders import Encoder
 from lalm.eval.probing.tasks import Task
@@ -39,7 +39,7 @@ def task_features(encoder: Encoder, task: Task, cache_dir: Path, batch_seconds: 
             skipped.append(str(err))
     readable = [f for f in files if f in durations]
     if progress and not all(cache.has(f) for f in readable):
-        print(f"encoding {task.name} with {encoder.spec.label}", file=sys.stderr)
+        console.note(f"encoding {task.name} with {encoder.spec.label}")
     cache.fill(encoder, readable, batch_seconds, skipped=skipped, durations=durations)
     index, pooled, frames = [], [], []
     for i, path in enumerate(files):

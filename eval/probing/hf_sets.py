@@ -23,9 +23,9 @@ from functools import cache
 from pathlib import Path
 
 import soundfile as sf
-from tqdm import tqdm
 
 from lalm.audio import SAMPLE_RATE, prepare_waveform
+from lalm.console import progress
 from lalm.errors import UserError
 from lalm.eval.probing.synthetic import partition
 from lalm.eval.probing.tasks import Clip, TaskInfo, read_task, write_task
@@ -90,7 +90,7 @@ def load_hf_task(name: str, source: str, out_dir: str | Path, *, audio_column: s
     splits = assign_splits(rows, protocol, seed)
     (folder / "clips").mkdir(parents=True, exist_ok=True)
     clips = []
-    for i, (row, split) in enumerate(tqdm(list(zip(rows, splits)), desc=name, unit="clip")):
+    for i, (row, split) in enumerate(progress(list(zip(rows, splits)), desc=name, unit="clip")):
         origin_split, label, group, fold, audio = row
         wav = folder / "clips" / f"{name}-{i:06d}.wav"
         if not wav.is_file():

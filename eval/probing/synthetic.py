@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from tqdm import tqdm
-
+from lalm import console
 from lalm.demo.texts import TRAIN_TEXTS, VOICES
 from lalm.errors import UserError
 from lalm.eval.probing.tasks import Clip, TaskInfo, read_task, write_task
@@ -226,7 +225,7 @@ def make_task(name: str, out_dir: str | Path, size: int | None = None, seed: int
     wavs = [folder / "clips" / f"{name}-{i:05d}.wav" for i in range(len(plans))]
     with ThreadPoolExecutor(2) as pool:
         jobs = pool.map(lambda job: render(*job), [(p.meta, w) for p, w in zip(plans, wavs)])
-        for _ in tqdm(jobs, total=len(plans), desc=name, unit="clip", disable=not progress):
+        for _ in console.progress(jobs, total=len(plans), desc=name, unit="clip", disable=not progress):
             pass
     clips = [Clip(w.stem, str(w), p.label, split=p.split, group=p.meta.get("voice"), meta=p.meta)
              for p, w in zip(plans, wavs)]
