@@ -54,7 +54,11 @@ class EncoderConfig:
         problems += ENCODERS.option_problems(
             self.name, self.options, ("path", "random_config", "seed"), f"{where}.options"
         )
-        problems += _one_source(self.path, self.random_config, where)
+        if self.name in ENCODERS and not ENCODERS.get(self.name).has_weights:
+            if self.path is not None or self.random_config is not None:
+                problems.append(f"{where}: encoder {self.name!r} has no weights; remove `path` and `random_config`")
+        else:
+            problems += _one_source(self.path, self.random_config, where)
         return problems
 
 

@@ -93,8 +93,10 @@ def test_encoder_specs():
                                                                    {"pad_to_seconds": 30})
     assert parse_spec("whisper:random:tiny").config.random_config["d_model"] == 384
     assert parse_spec(f"{ROOT / 'configs' / 'tiny_dual_stage2.yaml'}#semantic").config.name == "zipformer"
-    for bad, fragment in [("wisper:x", "valid: whisper, zipformer"), ("whisper:random:huge", "valid: base"),
-                          ("whisper:x?bogus=1", r"no option\(s\) bogus"), ("whisper", "expected NAME:PATH")]:
+    floor = parse_spec("floor=fbank?num_mel_bins=40")
+    assert (floor.label, floor.config.path, floor.config.options) == ("floor", None, {"num_mel_bins": 40})
+    for bad, fragment in [("wisper:x", "valid: fbank, whisper, zipformer"), ("fbank:x", "has no weights"), ("whisper:random:huge", "valid: base"),
+                          ("whisper:x?bogus=1", r"no option\(s\) bogus"), ("whisper", "expected NAME:PATH.*without weights \\(fbank\\)")]:
         with pytest.raises(SpecError, match=fragment):
             parse_spec(bad)
 
@@ -124,14 +126,14 @@ def probe_command(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_command_compares_encoders_and_reuses_its_results(tone_task, tmp_path):
     assert read_task(tone_task).info.labels == ["low", "high"]
-    args = ["--encoder", "whisper:random:test", "--encoder", f"tiny={ROOT / 'configs' / 'tiny.yaml'}",
+    args = ["--encoder", "whisper:random:test", "--encoder", f"tiny={ROOT / 'configs' / 'tiny.yaml'}", "--encoder", "fbank",
             "--tasks", str(tone_task), "--out", str(tmp_path), "--probes", "linear,knn"]
     first = probe_command(*args)
     assert first.returncode == 0, first.stderr
     report = (tmp_path / "report.md").read_text()
     assert "| tones (accuracy) | 50.0 |" in report and "normalised weighted average" in report
     results = json.loads((tmp_path / "results.json").read_text())["results"]
-    assert set(results) == {"whisper:random:test", "tiny"}
+    assert set(results) == {"whisper:random:test", "tiny", "fbank"}
     for per_task in results.values():
         assert per_task["tones"]["probes"]["linear"]["score"] >= 0.9  # tones are easy even for random weights
     again = probe_command(*args)
@@ -141,7 +143,7 @@ def test_the_command_compares_encoders_and_reuses_its_results(tone_task, tmp_pat
 
 def test_the_command_keeps_the_error_convention(tmp_path):
     done = probe_command("--encoder", "wisper:x", "--tasks", "nothing", "--out", str(tmp_path))
-    assert done.returncode == 2 and done.stderr.startswith("error:") and "valid: whisper" in done.stderr
+    assert done.returncode == 2 and done.stderr.startswith("error:") and "valid: fbank, whisper" in done.stderr
     assert "Traceback" not in done.stderr
 
 

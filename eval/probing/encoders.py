@@ -61,9 +61,14 @@ def parse_spec(text: str) -> EncoderSpec:
                                {**config.options, **options})
     else:
         name, _, rest = body.partition(":")
-        if not rest:
-            raise SpecError(f"--encoder {text!r}: expected NAME:PATH, NAME:random:SHAPE or CONFIG.yaml[#BRANCH]")
-        config = _from_name(name, rest, options, text)
+        if not rest and name in ENCODERS and not ENCODERS.get(name).has_weights:
+            config = EncoderConfig(name, None, None, 0, options)
+        elif not rest:
+            weightless = [n for n in ENCODERS.names() if not ENCODERS.get(n).has_weights]
+            raise SpecError(f"--encoder {text!r}: expected NAME:PATH, NAME:random:SHAPE, CONFIG.yaml[#BRANCH] "
+                            f"or an encoder without weights ({', '.join(weightless)})")
+        else:
+            config = _from_name(name, rest, options, text)
     problems = config.validate(f"--encoder {text!r}")
     if problems:
         raise SpecError("; ".join(problems))

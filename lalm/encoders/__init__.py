@@ -6,6 +6,6 @@ from lalm.registry import Registry
 ENCODERS: Registry[AudioEncoder] = Registry("encoder")
 
 # Importing the modules fills the registry.
-from lalm.encoders import whisper, zipformer  # noqa: F401
+from lalm.encoders import fbank_encoder, whisper, zipformer  # noqa: F401
 
 __all__ = ["ENCODERS", "SAMPLE_RATE", "AudioEncoder"]

@@ -35,11 +35,14 @@ class AudioEncoder(nn.Module):
         dim: width D of the output features.
         frame_rate: output frames per second of audio (Whisper: 50, Zipformer: 25).
         identity: a string naming the encoder and its weights; feature caches key on it.
+        has_weights: False for an encoder with nothing to load (a config then sets neither `path`
+            nor `random_config`).
     """
 
     dim: int
     frame_rate: float
     identity: str = "random"
+    has_weights: bool = True
 
     @staticmethod
     def count(num_samples: torch.Tensor, **length_params: int) -> torch.Tensor:
