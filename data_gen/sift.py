@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> dict:
             tally.truncated += sum(a.truncated for a in answers)
             bar.update(len(batch))
             bar.set_postfix(tok_s=f"{tally.tokens / max(bar.format_dict['elapsed'], 1e-9):.1f}",
-                            done_before=tally.done_before, rejects=len(tally.rejects))
+                            done_before=tally.done_before, rejects=len(tally.rejects), refresh=False)
     write_jsonl_atomic(sidecar(out, "rejects.jsonl"), (r.to_json() for r in tally.rejects))
     return finish(args, out, shard, settings, tally, len(done), time.monotonic() - started)
 

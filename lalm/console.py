@@ -42,8 +42,9 @@ def skipped(where: str, reason: str) -> None:
 
 def progress(iterable: Any = None, *, desc: str, unit: str, **kwargs: Any) -> tqdm:
     """The kit's progress bar: on stderr, redrawn sparsely where stderr is not a terminal."""
-    if not _is_terminal(sys.stderr):
+    if not _is_terminal(sys.stderr):  # tqdm's monitor would otherwise redraw every maxinterval (10 s)
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+        kwargs.setdefault("maxinterval", LOG_INTERVAL_S)
     return tqdm(iterable, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 

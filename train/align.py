@@ -218,7 +218,7 @@ def train(run: Run) -> None:
                 **run.counters,
             }
             bar.set_postfix(loss="-" if metrics["loss"] is None else f"{metrics['loss']:.3f}",
-                            lr=f"{metrics['lr']:.1e}", audio_x=f"{metrics['audio_s_per_s']:.1f}")
+                            lr=f"{metrics['lr']:.1e}", audio_x=f"{metrics['audio_s_per_s']:.1f}", refresh=False)
             logger.log(metrics)
             run.window = new_window()
             clock = {"t0": time.perf_counter(), "tokens": 0, "audio_s": 0.0}
