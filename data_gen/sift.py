@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lalm import console
-from lalm.console import progress
 from lalm.data_gen.backends import BackendOptions, backend_class, generation_record
 from lalm.data_gen.backends.hf import RANDOM_PREFIX
 from lalm.data_gen.batching import length_sorted_batches
@@ -173,7 +172,7 @@ def run(args: argparse.Namespace) -> dict:
     tally = Tally()
     jobs = new_jobs(args, shard, done, tally)
     backend = None
-    with appending(out) as write, progress(desc="generating", unit="row") as bar:
+    with appending(out) as write, console.progress(desc="generating", unit="row") as bar:
         for batch in length_sorted_batches(jobs, lambda job: job.length, args.batch_size, args.sort_window):
             # Loaded at the first batch, so a rerun with nothing left to do loads no model.
             backend = backend or backend_class(args.backend)(args.llm, sampling, options)

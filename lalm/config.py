@@ -46,7 +46,7 @@ class EncoderConfig:
     """Extra keyword options of the encoder class, e.g. `pad_to_30s: true` for Whisper."""
 
     def validate(self, where: str) -> list[str]:
-        from lalm.encoders import ENCODERS
+        from lalm.encoders import ENCODERS, weightless
 
         problems = []
         if self.name not in ENCODERS:
@@ -54,7 +54,7 @@ class EncoderConfig:
         problems += ENCODERS.option_problems(
             self.name, self.options, ("path", "random_config", "seed"), f"{where}.options"
         )
-        if self.name in ENCODERS and not ENCODERS.get(self.name).has_weights:
+        if self.name in weightless():
             if self.path is not None or self.random_config is not None:
                 problems.append(f"{where}: encoder {self.name!r} has no weights; remove `path` and `random_config`")
         else:

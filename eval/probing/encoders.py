@@ -24,7 +24,7 @@ import yaml
 
 from lalm.clips import EncodedClip, encode_clips
 from lalm.config import EncoderConfig, load_config
-from lalm.encoders import ENCODERS, AudioEncoder
+from lalm.encoders import ENCODERS, AudioEncoder, weightless
 from lalm.errors import UserError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -61,12 +61,11 @@ def parse_spec(text: str) -> EncoderSpec:
                                {**config.options, **options})
     else:
         name, _, rest = body.partition(":")
-        if not rest and name in ENCODERS and not ENCODERS.get(name).has_weights:
+        if not rest and name in weightless():
             config = EncoderConfig(name, None, None, 0, options)
         elif not rest:
-            weightless = [n for n in ENCODERS.names() if not ENCODERS.get(n).has_weights]
             raise SpecError(f"--encoder {text!r}: expected NAME:PATH, NAME:random:SHAPE, CONFIG.yaml[#BRANCH] "
-                            f"or an encoder without weights ({', '.join(weightless)})")
+                            f"or an encoder without weights ({', '.join(weightless())})")
         else:
             config = _from_name(name, rest, options, text)
     problems = config.validate(f"--encoder {text!r}")

@@ -8,4 +8,11 @@ ENCODERS: Registry[AudioEncoder] = Registry("encoder")
 # Importing the modules fills the registry.
 from lalm.encoders import fbank_encoder, whisper, zipformer  # noqa: F401
 
-__all__ = ["ENCODERS", "SAMPLE_RATE", "AudioEncoder"]
+
+def weightless() -> list[str]:
+    """Names of the registered encoders with nothing to load: a config sets neither `path` nor
+    `random_config` for them."""
+    return [name for name in ENCODERS.names() if not ENCODERS.get(name).has_weights]
+
+
+__all__ = ["ENCODERS", "SAMPLE_RATE", "AudioEncoder", "weightless"]
