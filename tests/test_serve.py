@@ -428,13 +428,17 @@ def test_help_shows_every_default():
 
 
 def test_the_command_line_sets_the_limits_and_the_backlog():
-    proc = subprocess.Popen([sys.executable, "-m", "lalm.serve", "--config", "configs/tiny.yaml", "--port", "0",
-                             "--backlog", "9", "--max-text-chars", "10", "--max-audio-seconds", "1.5"],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT then prints every thread
-                            # A suite started in the background (`cmd &` in a script, nohup) ignores SIGINT,
-                            # and a child inherits that; this test sends the Ctrl-C a terminal would.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # A suite started in the background (`cmd &` in a script, nohup) ignores SIGINT and a child would
+    # inherit that; a Python handler here is reset to the default in the child, which then takes the
+    # Ctrl-C this test sends as a terminal would.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "lalm.serve", "--config", "configs/tiny.yaml", "--port", "0",
+                                 "--backlog", "9", "--max-text-chars", "10", "--max-audio-seconds", "1.5"],
+                                cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # SIGABRT then prints every thread
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         for line in proc.stderr:  # the log names the address once the socket listens
             if match := re.search(r"serving .* at (http://[\d.]+:(\d+))", line):
