@@ -8,8 +8,9 @@ VoiceBench's ``main.py`` writes are such files, and so are those of its ``api_ju
 ``score`` lists (the judge's raw replies) are then read instead of asking a judge. VoiceBench's
 evaluator names (mcq, bbh, harm, ifeval, qa, open) are accepted as subset names.
 
-Bad rows (not JSON, not an object, no string ``response``, bad bytes) are reported with file, line
-and reason and skipped; bad reference fields stop the run with a DataError naming the file. Writes
+Bad rows (not JSON, nested too deeply, not an object, no string ``response``, bad bytes, a reference
+field of the wrong type, see ``FIELDS``) are reported with file, line and reason and skipped; reference
+fields missing altogether stop the run with a DataError naming the file (the wrong ``--subset``). Writes
 ``DIR/<subset>.scores.jsonl`` (one row per item: ``id``, ``line``, ``score``, ``fallback`` where a
 parity guess was made, the extracted ``answer``, then the scorer's full result) and
 ``DIR/<subset>.summary.json`` (both modes, always), each atomically.
@@ -24,7 +25,7 @@ from typing import Any
 from lalm import console
 from lalm.eval.items import DataError
 from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset
-from lalm.jsonl import write_json_atomic, write_jsonl_atomic
+from lalm.jsonl import remove_stale_temps, write_json_atomic, write_jsonl_atomic
 
 #: VoiceBench's evaluator names -> the kit subset scored the same way.
 OFFICIAL_EVALUATORS = {"mcq": "mmsu", "harm": "advbench", "qa": "sd-qa", "open": "commoneval"}
@@ -39,9 +40,62 @@ def subset_name(name: str) -> str:
     return name
 
 
-def read_replies(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+# The shapes a reference field may have; a scorer reads nothing else, so a row passing these checks
+# cannot crash it with a TypeError deep inside (a number where it joins strings, a null in a list).
+SCALAR = "a string or number"
+SCALARS = "a list of strings or numbers"
+STRINGS = "a list of strings"
+OBJECTS = "a list of objects"
+SHAPES = {
+    SCALAR: lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool),
+    SCALARS: lambda v: isinstance(v, list) and all(SHAPES[SCALAR](x) for x in v),
+    STRINGS: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    OBJECTS: lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+    f"{SCALAR} or {SCALARS}": lambda v: SHAPES[SCALAR](v) or SHAPES[SCALARS](v),
+    f"{SCALARS} or a count": lambda v: SHAPES[SCALARS](v) or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
+}
+_MCQ = {"reference": SCALAR, "answer": SCALAR, "choices": f"{SCALARS} or a count"}
+_OPEN = {"prompt": SCALAR, "instruction": SCALAR, "judge_samples": OBJECTS}
+_CHOICE_LETTERS = {f"choice_{c}": SCALAR for c in "abcd"}
+#: Per subset, the reference fields its scorer reads and their shape (absent or null: not checked here).
+FIELDS: dict[str, dict[str, str]] = {
+    "mmsu": _MCQ,
+    "openbookqa": _MCQ,
+    "bbh": {"reference": SCALAR, "answer": SCALAR, "subtask": SCALAR},
+    "sd-qa": {**_OPEN, "question": SCALAR, "reference": SCALAR, "answer": SCALAR},
+    "ifeval": {"instruction_id_list": STRINGS, "kwargs": OBJECTS, "prompt": SCALAR},
+    "short_answer": {"answers": f"{SCALAR} or {SCALARS}", "reference": f"{SCALAR} or {SCALARS}"},
+    "label_choice": {"reference": SCALAR, "choices": SCALARS},
+    "airbench_foundation": {"answer_gt": SCALAR, "reference": SCALAR, "answer": SCALAR, "choices": SCALARS,
+                            **_CHOICE_LETTERS, "task_name": SCALAR, "dataset_name": SCALAR, "question": SCALAR},
+    "airbench_chat": {**_OPEN, "answer_gt": SCALAR, "reference": SCALAR, "meta_info": SCALAR,
+                      "question": SCALAR, "task_name": SCALAR},
+}
+
+
+def field_problem(row: dict[str, Any], subset: str) -> str | None:
+    """Why ``row``'s reference fields cannot be scored as ``subset`` (a wrong type), else None."""
+    for name, shape in FIELDS.get(subset, _OPEN).items():
+        value = row.get(name)
+        if value is not None and not SHAPES[shape](value):
+            return f"`{name}` must be {shape}, not {_shown(value)}"
+    ids, kwargs = row.get("instruction_id_list"), row.get("kwargs")
+    if subset == "ifeval" and ids is not None and kwargs is not None and len(ids) != len(kwargs):
+        return f"{len(ids)} instruction ids but {len(kwargs)} kwargs (one object per instruction)"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A wrong value for a message: its JSON type, and the value itself when short."""
+    kind = {dict: "an object", list: "a list", bool: "a boolean", str: "a string"}.get(type(value), "a number")
+    text = json.dumps(value)
+    return f"{kind} ({text})" if len(text) <= 40 else kind
+
+
+def read_replies(path: Path, subset: str = "") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(items, rejects)``: each usable row with its line number under ``_line``, and each bad line
-    as ``{"file", "line", "reason"}``."""
+    as ``{"file", "line", "reason"}``; with ``subset``, rows whose reference fields have the wrong
+    type for it are bad lines too."""
     if not path.is_file():
         raise DataError(f"--score-file {path}: no such file")
     items, rejects = [], []
@@ -56,12 +110,16 @@ def read_replies(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
                 reason = f"not UTF-8 ({err.reason} at byte {err.start})"
             except json.JSONDecodeError as err:
                 reason = f"not valid JSON ({err.msg} at column {err.colno})"
+            except RecursionError:  # json's decoder recurses once per level of nesting
+                reason = "JSON nested too deeply"
             if isinstance(row, list) and row and isinstance(row[0], dict):
                 row = row[0]  # VoiceBench's ifeval reader takes a list row's first element too
             if reason is None and not isinstance(row, dict):
                 reason = f"a JSON {type(row).__name__}, not an object"
             elif reason is None and not isinstance(row.get("response"), str):
                 reason = "no string `response` (the reply to score)"
+            elif reason is None:
+                reason = field_problem(row, subset)
             if reason:
                 rejects.append({"file": str(path), "line": number, "reason": reason})
             else:
@@ -81,7 +139,9 @@ def _answer(result: dict[str, Any]) -> Any:
 def score_replies(path: Path, subset: str, options: ScoreOptions, out: Path) -> dict[str, Any]:
     """Score one file of replies as ``subset``; write per-item rows and the summary under ``out``."""
     name = subset_name(subset)
-    items, rejects = read_replies(path)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: a file is there, --out names a folder; give another path")
+    items, rejects = read_replies(path, name)
     for reject in rejects:
         console.skipped(f"{reject['file']}:{reject['line']}", reject["reason"])
     if not items:
@@ -100,6 +160,8 @@ def score_replies(path: Path, subset: str, options: ScoreOptions, out: Path) -> 
         row["answer"] = _answer(result)
         rows.append(row | {k: v for k, v in result.items() if k not in row})
     out.mkdir(parents=True, exist_ok=True)
+    for written in (out / f"{name}.scores.jsonl", out / f"{name}.summary.json"):
+        remove_stale_temps(written)  # left by a run killed mid-write
     write_jsonl_atomic(out / f"{name}.scores.jsonl", rows)
     summary = {
         "subset": name,
@@ -115,7 +177,10 @@ def score_replies(path: Path, subset: str, options: ScoreOptions, out: Path) -> 
 
 def describe(summary: dict[str, Any]) -> str:
     """A few lines for the terminal: the headline, then each mode's score and its miss/guess rate."""
-    lines = [f"{summary['subset']}: {summary['n']} items, headline ({summary['mode']}): {_fmt(summary['score'])}"]
+    # single-mode scorers (short_answer, label_choice) and skipped judged sets name no mode
+    mode = f" ({summary['mode']})" if summary.get("mode") else ""
+    n = summary.get("n", "?")
+    lines = [f"{summary['subset']}: {n} items, headline{mode}: {_fmt(summary.get('score'))}"]
     for mode in ("strict", "parity"):
         block = summary.get(mode)
         if isinstance(block, dict):
@@ -127,7 +192,7 @@ def describe(summary: dict[str, Any]) -> str:
             lines.append(f"  {mode}: {_fmt(block.get('score'))}" + (f" ({', '.join(extras)})" if extras else ""))
     if summary.get("status"):
         lines.append(f"  status: {summary['status']}")
-    if summary["n_rejected"]:
+    if summary.get("n_rejected"):
         lines.append(f"  {summary['n_rejected']} row(s) skipped (listed above and in the summary)")
     return "\n".join(lines)
 

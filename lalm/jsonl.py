@@ -253,6 +253,35 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove the temporary siblings `atomic_open` left for `path` when its writer was killed (kill -9
+    skips the cleanup); those of a writer still running are kept. Returns what was removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2].partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """`name` with glob's special characters taken literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Replace a text (``str``) or binary (``bytes``) file as a whole (see `atomic_open`)."""
     with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as f:

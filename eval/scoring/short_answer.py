@@ -33,7 +33,7 @@ def score_short_answer(items: Sequence[Item]) -> ScoreResult:
     results = []
     for index, item in enumerate(items):
         answers = get_field(item, "answers", "reference")
-        answers = [answers] if isinstance(answers, str) else list(answers)
+        answers = [str(a) for a in answers] if isinstance(answers, list) else [str(answers)]  # 42 is "42"
         match = matched_answer(str(get_field(item, "response")), answers)
         results.append({"id": item_id(item, index), "correct": match is not None, "matched": match})
     n = len(results)
