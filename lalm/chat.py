@@ -28,6 +28,8 @@ from lalm.errors import run_command
 from lalm.generation import Sampling
 from lalm.model import LALM, EncodedClip
 from lalm.processor import Conversation
+from lalm.serve_api import APIError, Limits
+from lalm.serve_batch import check_context
 from lalm.streaming import Row, generate_rows
 
 HELP = """commands:
@@ -61,6 +63,7 @@ class ChatSession:
         message = {"role": "user", "content": parts}
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         clips = self.clips + self.attached
+        self.check_fits(system + self.history + [message], clips)
         row = Row(self.sampling.max_new_tokens, on_text)
         (answer,) = generate_rows(self.model, [system + self.history + [message]], [clips], [row], self.sampling)
         self.history += [message, {"role": "assistant", "content": answer}]
@@ -69,6 +72,14 @@ class ChatSession:
 
     def reset(self) -> None:
         self.history, self.clips, self.attached = [], [], []
+
+    def check_fits(self, conversation: Conversation, clips: list[EncodedClip]) -> None:
+        """An APIError, as the server answers, when the prompt and the answer exceed the LLM's context:
+        generating from it would run for ages or fail. Without a known context, the server's
+        default prompt limit is the bound."""
+        length = len(self.model.processor.encode(conversation, [c.samples for c in clips]).input_ids)
+        context = getattr(self.model.llm.config, "max_position_embeddings", None) or Limits.max_prompt_tokens
+        check_context(length, self.sampling.max_new_tokens, context)
 
 
 def split_path(rest: str) -> tuple[str, str]:
@@ -123,6 +134,9 @@ def run(session: ChatSession, lines: Iterator[str], out: TextIO, log: TextIO, ve
             row = session.send(text, lambda delta: (out.write(delta), out.flush()))
         except KeyboardInterrupt:
             out.write(" [stopped]\n")
+            return
+        except APIError as err:  # too long for the model: the turn is dropped, the chat goes on
+            out.write(f"\nerror: {err.message}; /reset clears the history\n")
             return
         out.write("\n")
         out.flush()

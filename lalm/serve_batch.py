@@ -101,11 +101,17 @@ def admit(model: LALM, request: ChatRequest, context: int | None, max_prompt_tok
     if max_prompt_tokens is not None and length > max_prompt_tokens:
         raise APIError(400, f"the prompt is {length:,} tokens (audio included), over this server's limit of "
                        f"{max_prompt_tokens:,} (--max-prompt-tokens)", "messages", "prompt_too_long")
-    if context and length + request.sampling.max_new_tokens > context:
-        raise APIError(400, f"the prompt is {length} tokens (audio included) and max_tokens is "
-                       f"{request.sampling.max_new_tokens}: over the model's context of {context}",
-                       "messages", "context_length_exceeded")
+    check_context(length, request.sampling.max_new_tokens, context)
     return length
+
+
+def check_context(length: int, max_new_tokens: int, context: int | None) -> None:
+    """An APIError when a prompt of `length` tokens and its answer do not fit the model's `context`
+    (the server's check, and the terminal chat's, with the same message)."""
+    if context and length + max_new_tokens > context:
+        raise APIError(400, f"the prompt is {length} tokens (audio included) and max_tokens is "
+                       f"{max_new_tokens}: over the model's context of {context}",
+                       "messages", "context_length_exceeded")
 
 
 class HFBackend:

@@ -106,3 +106,19 @@ def test_max_audio_seconds_flag(wav):
     proc = chat(f'/audio "{wav}"\n', "--config", "configs/tiny.yaml", "--max-audio-seconds", "1")
     assert "s of audio is longer than the 1 s limit" in proc.stdout and "--max-audio-seconds" in proc.stdout
     assert "(attached" not in proc.stdout
+
+
+def test_a_prompt_over_the_context_is_refused_with_the_servers_message(tiny_model):
+    """A pasted 200,000-character message is refused before generation (as the server refuses it),
+    and the chat goes on with the next message."""
+    import io
+
+    from lalm.chat import run
+
+    session, out = ChatSession(tiny_model, Sampling(3)), io.StringIO()
+    run(session, iter(["word " * 40_000, "hello"]), out, io.StringIO(), False)
+    refused = [line for line in out.getvalue().splitlines() if line.startswith("error: ")]
+    assert len(refused) == 1, out.getvalue()
+    assert re.search(r"error: the prompt is \d+ tokens \(audio included\) and max_tokens is 3: over the model's "
+                     r"context of 4096", refused[0])
+    assert [m["role"] for m in session.history] == ["user", "assistant"]  # the refused turn is not kept
