@@ -25,6 +25,7 @@ class EncodedClip:
 
     samples: int  # the clip's length in samples at 16 kHz
     features: dict[str, torch.Tensor]  # branch -> [T, D] encoder output, its valid frames only
+    transcript: str | None = None  # the model's recognizer's text for the clip, where it has one
 
 
 #: What the kit takes as a clip: a file, 16 kHz mono samples, or a clip already encoded.
@@ -51,15 +52,20 @@ def pad_waveforms(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
 
 @torch.no_grad()
 def encode_clips(encode_audio: Callable[[torch.Tensor, torch.Tensor], Encoded], audio: list[AudioInput],
-                 device: torch.device | str) -> list[EncodedClip]:
+                 device: torch.device | str,
+                 transcribe: Callable[[torch.Tensor, torch.Tensor], list[str]] | None = None) -> list[EncodedClip]:
     """Clips through frozen encoders: those not encoded yet go as one padded batch (`encode_audio`
-    takes waveforms [N, S] and lengths [N] on `device`); encoded clips pass through as they are."""
+    takes waveforms [N, S] and lengths [N] on `device`); encoded clips pass through as they are.
+    With `transcribe` (a recognizer, same inputs), each new clip also keeps its transcript."""
     todo = [i for i, a in enumerate(audio) if not isinstance(a, EncodedClip)]
     clips = list(audio)
     if todo:
         waves, lengths = pad_waveforms([as_waveform(audio[i]) for i in todo])
-        encoded = encode_audio(waves.to(device), lengths.to(device))
-        for i, clip in zip(todo, split_clips(encoded, lengths.tolist())):
+        waves, lengths = waves.to(device), lengths.to(device)
+        encoded = encode_audio(waves, lengths)
+        texts = transcribe(waves, lengths) if transcribe is not None else [None] * len(todo)
+        for i, clip, text in zip(todo, split_clips(encoded, lengths.tolist()), texts):
+            clip.transcript = text
             clips[i] = clip
     return clips
 

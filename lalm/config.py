@@ -136,6 +136,31 @@ class PromptConfig:
     """System message added to every conversation that has none (None: the chat template's default)."""
 
 
+TRANSCRIPT = "transcript"
+"""The layout placeholder where the recognizer's transcript goes, as text (no branch may take this name)."""
+
+
+@dataclass
+class RecognizerConfig:
+    name: str = "whisper"
+    """Registry name of the recognizer (see `lalm.recognizers.RECOGNIZERS`): `whisper` is the frozen
+    Whisper's own decoder."""
+    path: str | None = None
+    """Its weights: a CTranslate2 Whisper folder, a `pkg:` path, a transformers Whisper folder or hub id."""
+    options: dict = field(default_factory=dict)
+    """Decoding settings (inference only; e.g. `language: en`, `batch_size: 16`)."""
+
+    def validate(self, where: str) -> list[str]:
+        from lalm.recognizers import RECOGNIZERS
+
+        if self.name not in RECOGNIZERS:
+            return [f"{where}.name: unknown recognizer {self.name!r}; valid: {', '.join(RECOGNIZERS.names())}"]
+        problems = RECOGNIZERS.option_problems(self.name, self.options, ("path",), f"{where}.options")
+        if not self.path:
+            problems.append(f"{where}.path: the recognizer's weights are required")
+        return problems
+
+
 @dataclass
 class ModelConfig:
     branches: list[BranchConfig] = field(default_factory=lambda: [BranchConfig()])
@@ -144,10 +169,15 @@ class ModelConfig:
     """The frozen chat LLM."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     """How audio is laid out in the prompt."""
+    recognizer: RecognizerConfig | None = None
+    """A recognizer whose transcript of each clip stands at `{transcript}` in the layout, as text (the
+    frozen Whisper's own decoder, DeSTA-style); None: the audio reaches the LLM through projectors only."""
 
     def validate(self, where: str) -> list[str]:
         problems = []
         names = [b.name for b in self.branches]
+        if TRANSCRIPT in names:
+            problems.append(f"{where}.branches: {TRANSCRIPT!r} is the recognizer's layout slot; rename the branch")
         if not names:
             problems.append(f"{where}.branches: at least one branch is needed")
         if len(set(names)) != len(names):
@@ -159,7 +189,12 @@ class ModelConfig:
                     f"{where}.prompt.layout: must contain {{{name}}} exactly once (found {slots.count(name)}) "
                     f"in {self.prompt.layout!r}"
                 )
-        for slot in set(slots) - set(names):
+        if self.recognizer is not None and slots.count(TRANSCRIPT) != 1:
+            problems.append(f"{where}.prompt.layout: a model with a recognizer must place {{{TRANSCRIPT}}} exactly "
+                            f"once (found {slots.count(TRANSCRIPT)}) in {self.prompt.layout!r}")
+        if self.recognizer is None and TRANSCRIPT in slots:
+            problems.append(f"{where}.prompt.layout: {{{TRANSCRIPT}}} needs {where}.recognizer (who writes it?)")
+        for slot in set(slots) - set(names) - {TRANSCRIPT}:
             problems.append(f"{where}.prompt.layout: {{{slot}}} names no branch; branches: {names}")
         return problems
 

@@ -19,6 +19,7 @@ from lalm.config import ModelConfig
 from lalm.encoders import ENCODERS, AudioEncoder
 from lalm.llm import load_llm
 from lalm.processor import IGNORE, Conversation, LALMProcessor, collate
+from lalm.recognizers import build_recognizer
 
 
 class Branch(nn.Module):
@@ -50,6 +51,9 @@ class LALM(nn.Module):
                 projector.bind_language_model(self.llm, self.tokenizer)
             projector.requires_grad_(b.trainable)
             self.branches[b.name] = Branch(encoder, projector)
+        # A frozen recognizer moves with the model but is no trained weight (trained_state_dict skips it).
+        self.recognizer = (None if config.recognizer is None else build_recognizer(
+            config.recognizer.name, config.recognizer.path, config.recognizer.options))
         if config.llm.lora.enabled:
             add_lora(self.llm, config.llm.lora)
         self.processor = LALMProcessor.from_config(config, self.tokenizer)
@@ -121,8 +125,8 @@ class LALM(nn.Module):
 
     @property
     def hears_words(self) -> bool:
-        """Whether a branch's projector recognises words itself (a CTC projector): `transcribe` works."""
-        return any(hasattr(b.projector, "heard_ids") for b in self.branches.values())
+        """Whether the model has a transcript of its own (a recognizer, or a CTC projector): `transcribe` works."""
+        return self.recognizer is not None or any(hasattr(b.projector, "heard_ids") for b in self.branches.values())
 
     def transcribe_features(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]],
                             fused: bool = True) -> list[list[int]]:
@@ -136,14 +140,19 @@ class LALM(nn.Module):
 
     @torch.no_grad()
     def transcribe(self, audio: list[AudioInput]) -> list[str]:
-        """What the CTC projector heard in each clip, as text (models with a `ctc` projector)."""
-        features = self.batch_clips(self.encode_clips(audio))
+        """What the model heard in each clip, as text: its recognizer's transcript, or its CTC projector's."""
+        clips = self.encode_clips(audio)
+        if self.recognizer is not None:
+            return [c.transcript or "" for c in clips]
+        features = self.batch_clips(clips)
         return [self.tokenizer.decode(ids).strip() for ids in self.transcribe_features(features)]
 
-    def encode_clips(self, audio: list[AudioInput]) -> list[EncodedClip]:
+    def encode_clips(self, audio: list[AudioInput], transcribe: bool = True) -> list[EncodedClip]:
         """The one encode path (`lalm.clips.encode_clips`): the clips not encoded yet go through the
-        frozen encoders as one padded batch; chat, server, eval, training and the feature cache use it."""
-        return encode_clips(self.encode_audio, audio, self.device)
+        frozen encoders (and the recognizer, unless `transcribe` is False) as one padded batch; chat,
+        server, eval, training and the feature cache use it."""
+        recognize = self.recognizer.transcribe if self.recognizer is not None and transcribe else None
+        return encode_clips(self.encode_audio, audio, self.device, recognize)
 
     def encode_clip(self, audio: AudioInput) -> EncodedClip:
         """One clip through the frozen encoders; pass the result to `generate` in later turns."""
@@ -223,8 +232,12 @@ class LALM(nn.Module):
         """
         flat = self.encode_clips([a for row in audio for a in row])  # every clip of the batch at once
         projected = self.project(self.batch_clips(flat)) if flat else {}
-        counts = iter(self.clip_counts(projected))
-        encoded = [self.processor.encode(conv, [next(counts) for _ in row]) for conv, row in zip(conversations, audio)]
+        counts, clips = iter(self.clip_counts(projected)), iter(flat)
+        encoded = []
+        for conv, row in zip(conversations, audio):
+            mine = [next(clips) for _ in row]
+            transcripts = [c.transcript or "" for c in mine] if self.processor.needs_transcripts else None
+            encoded.append(self.processor.encode(conv, [next(counts) for _ in row], transcripts=transcripts))
         batch = {k: v.to(self.device) for k, v in collate(encoded, self.tokenizer.pad_token_id, left_pad=True).items()}
         batch["audio"] = projected
         return batch

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lalm.adapters import PROJECTORS
+from lalm.config import TRANSCRIPT
 from lalm.encoders import ENCODERS
 from lalm.llm import load_tokenizer
 
@@ -81,13 +82,17 @@ class LALMProcessor:
         self.system_prompt = system_prompt
         self.dynamic = frozenset(dynamic)
         slot_of = {name: i + 1 for i, name in enumerate(branch_lengths)}
-        # The layout as pieces: token ids of literal text, or a branch's slot number.
-        self.layout: list[list[int] | int] = []
+        # The layout as pieces: token ids of literal text, a branch's slot number, or TRANSCRIPT (the
+        # recognizer's text for the clip, tokenized when the clip's transcript is known).
+        self.layout: list[list[int] | int | str] = []
         for piece in re.split(r"(\{\w+\})", layout):
-            if re.fullmatch(r"\{\w+\}", piece):
+            if piece == "{" + TRANSCRIPT + "}":
+                self.layout.append(TRANSCRIPT)
+            elif re.fullmatch(r"\{\w+\}", piece):
                 self.layout.append(slot_of[piece[1:-1]])
             elif piece:
                 self.layout.append(self._ids(piece))
+        self.needs_transcripts = TRANSCRIPT in self.layout
         self.filler_id = tokenizer.pad_token_id
 
     @classmethod
@@ -105,20 +110,24 @@ class LALMProcessor:
                    lengths, config.prompt.system_prompt, dynamic=frozenset(dynamic))
 
     def encode(self, conversation: Conversation, audio_samples: list[ClipPositions], target: str | None = None,
-               supervise_end: bool = True) -> Encoded:
+               supervise_end: bool = True, transcripts: list[str] | None = None) -> Encoded:
         """Token ids and slots for `conversation`, whose audio parts are the clips of `audio_samples`.
 
         A clip is its length in samples (positions follow the projectors' length rules) or a dict of
         positions per branch (after projection; required where a branch is content-dependent).
         With `target`, it is appended as the assistant's answer and labelled; `supervise_end=False`
         leaves the end-of-turn tokens unlabelled (for answers cut off at a token limit).
+        `transcripts`, one per clip, fill the layout's `{transcript}` (models with a recognizer).
         """
         messages = self._render_messages(conversation)
         n_audio = sum(m["content"].count(AUDIO_SENTINEL) for m in messages)
         if n_audio != len(audio_samples):
             raise ValueError(f"the conversation has {n_audio} audio parts but {len(audio_samples)} clips were given")
+        if self.needs_transcripts and (transcripts is None or len(transcripts) != n_audio):
+            raise ValueError(f"the layout has {{{TRANSCRIPT}}}: give one transcript per clip ({n_audio}), "
+                             f"got {'none' if transcripts is None else len(transcripts)}")
         prompt = self._template(messages, add_generation_prompt=True)
-        ids, slots = self._expand(prompt, audio_samples)
+        ids, slots = self._expand(prompt, audio_samples, transcripts)
         if target is None:
             return Encoded(ids, slots)
         full = self._template(messages + [{"role": "assistant", "content": TARGET_SENTINEL}])
@@ -160,7 +169,8 @@ class LALMProcessor:
     def _template(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
-    def _expand(self, text: str, audio_samples: list[ClipPositions]) -> tuple[list[int], list[int]]:
+    def _expand(self, text: str, audio_samples: list[ClipPositions],
+                transcripts: list[str] | None = None) -> tuple[list[int], list[int]]:
         ids: list[int] = []
         slots: list[int] = []
         chunks = text.split(AUDIO_SENTINEL)
@@ -173,6 +183,8 @@ class LALMProcessor:
                 break
             counts = list(self.audio_positions(audio_samples[k]).values())
             for piece in self.layout:
+                if piece == TRANSCRIPT:
+                    piece = self._ids(transcripts[k]) if transcripts[k] else []
                 if isinstance(piece, int):
                     ids += [self.filler_id] * counts[piece - 1]
                     slots += [piece] * counts[piece - 1]

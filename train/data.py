@@ -273,6 +273,11 @@ class BatchLoader(torch.utils.data.IterableDataset):
             except KeyError as err:
                 skipped.append({"where": row.where or row.audio, "reason": str(err.args[0]) if err.args else row.audio})
                 continue
+            if self.processor.needs_transcripts and not row.transcript:
+                # The layout shows the recognizer's transcript; training shows the row's reference one.
+                skipped.append({"where": row.where or row.audio,
+                                "reason": "no transcript (the layout has {transcript}; set data.transcript_field)"})
+                continue
             clips.append(clip)
             kept.append(row)
         batch: dict = {"skipped": skipped, "rows": len(kept)}
@@ -293,7 +298,8 @@ class BatchLoader(torch.utils.data.IterableDataset):
                 for p in batch["prompts"])
         else:
             samples = [c.samples if isinstance(c, EncodedClip) else c.numel() for c in clips]
-            examples = [self.processor.encode(r.conversation(), [n], r.target, supervise_end=not r.truncated)
+            examples = [self.processor.encode(r.conversation(), [n], r.target, supervise_end=not r.truncated,
+                                              transcripts=[r.transcript] if self.processor.needs_transcripts else None)
                         for r, n in zip(kept, samples)]
             batch.update(collate(examples, tokenizer.pad_token_id))
             batch["num_targets"] = int((batch["labels"][:, 1:] != IGNORE).sum())

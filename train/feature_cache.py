@@ -88,7 +88,7 @@ class FeatureCache:
 
         def flush():
             nonlocal done
-            for (audio, _), clip in zip(batch, model.encode_clips([w for _, w in batch])):
+            for (audio, _), clip in zip(batch, model.encode_clips([w for _, w in batch], transcribe=False)):
                 self.put(audio, clip)
             done += len(batch)
             bar.update(len(batch))
