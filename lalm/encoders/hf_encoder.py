@@ -359,7 +359,7 @@ def load_prefixed(folder: str, config, prefix: str) -> nn.Module:
     state = {}
     for name in files:
         with safe_open(os.path.join(folder, name), "pt") as f:
-            state.update({k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)})
+            state.update({k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)})  # noqa: SIM118 (safe_open is not iterable)
     module.load_state_dict(state, strict=True)
     return module
 
