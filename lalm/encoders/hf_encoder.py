@@ -50,6 +50,7 @@ WINDOW_TYPES = ("whisper", "qwen2_audio", "qwen2_audio_encoder", "audio-spectrog
 #: Composite models whose audio tower is one attribute (the rest is loaded and dropped).
 TOWER_ATTRIBUTE = {"whisper": "encoder", "clap": "audio_model", "qwen2_audio": "audio_tower"}
 WINDOWS_PER_BATCH = 16  # windows encoded together: bounds memory for long clips
+MIN_WINDOW = 400  # samples: one 25 ms analysis frame, the least an extractor can turn into features
 
 
 def family_of(model_type: str) -> str:
@@ -137,20 +138,22 @@ class HFEncoder(AudioEncoder):
         random_config: transformers config fields with `model_type` (random weights, the family's
             default feature extractor), instead of `path`.
         seed: seed of the random initialisation.
-        layer: `last` (default), an index into the model's hidden states, or `all` (their mean).
+        layer: `last` (the default, also when unset), an index into the model's hidden states, or
+            `all` (their mean).
     """
 
     frame_rate = 50.0  # replaced per instance from the config
 
     def __init__(self, path: str | None = None, random_config: dict | None = None, seed: int = 0,
-                 layer: int | str = "last"):
+                 layer: int | str | None = None):
         super().__init__()
         config = read_config(path, random_config)
         self.params = layout(config, read_extractor_fields(path))
         self.family = self.params["family"]
         self.model = load_tower(path, config, seed)
         self.extractor = load_extractor(path, config)
-        self.layer = check_layer(layer, self.family, self.num_hidden_states())
+        # None, not "last", is the default: option checks infer an option's type from its default.
+        self.layer = check_layer("last" if layer is None else layer, self.family, self.num_hidden_states())
         self.dim = self.layer_dims()[self.layer if isinstance(self.layer, int) else -1]
         self.frame_rate = float(self.count(torch.tensor(SAMPLE_RATE * 600), **self.params)) / 600
         self.clip_by_clip = self.family == "conv" and padding_leaks(config)
@@ -233,7 +236,8 @@ class HFEncoder(AudioEncoder):
         per_clip: list[list[torch.Tensor]] = [[] for _ in clips]
         for first in range(0, len(pieces), WINDOWS_PER_BATCH):
             batch = pieces[first:first + WINDOWS_PER_BATCH]
-            hidden = self.window_hidden([p for _, p in batch])
+            # A last window under one STFT frame breaks the extractors; its count stays its own.
+            hidden = self.window_hidden([np.pad(p, (0, max(0, MIN_WINDOW - p.size))) for _, p in batch])
             valid = self.count(torch.tensor([p.size for _, p in batch]), **self.params).tolist()
             for (clip, _), h, t in zip(batch, hidden, valid):
                 per_clip[clip].append(h[:t])
