@@ -18,11 +18,29 @@ from tests.helpers import align
 
 ROOT = Path(__file__).resolve().parents[1]
 # The real conv stack of wav2vec2-style models (50 Hz), at a tiny width.
-CONV = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8,) * 7,
-            conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2), num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=2)
-FAMILIES = ["wav2vec2", "wav2vec2_layernorm", "hubert", "wavlm", "data2vec-audio", "ast", "clap", "clap_full",
-            "whisper", "qwen2_audio_encoder"]
+CONV = {
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "conv_dim": (8,) * 7,
+    "conv_stride": (5, 2, 2, 2, 2, 2, 2),
+    "conv_kernel": (10, 3, 3, 3, 3, 2, 2),
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+}
+FAMILIES = [
+    "wav2vec2",
+    "wav2vec2_layernorm",
+    "hubert",
+    "wavlm",
+    "data2vec-audio",
+    "ast",
+    "clap",
+    "clap_full",
+    "whisper",
+    "qwen2_audio_encoder",
+]
 
 
 def save_tiny(kind: str, folder: Path) -> Path:
@@ -31,7 +49,9 @@ def save_tiny(kind: str, folder: Path) -> Path:
 
     torch.manual_seed(0)
     if kind in ("wav2vec2", "wav2vec2_layernorm"):
-        norm = dict(feat_extract_norm="layer", do_stable_layer_norm=True) if kind.endswith("layernorm") else {}
+        norm = (
+            {"feat_extract_norm": "layer", "do_stable_layer_norm": True} if kind.endswith("layernorm") else {}
+        )
         model, extractor = tf.Wav2Vec2Model(tf.Wav2Vec2Config(**CONV, **norm)), tf.Wav2Vec2FeatureExtractor()
     elif kind == "hubert":
         model, extractor = tf.HubertModel(tf.HubertConfig(**CONV)), tf.Wav2Vec2FeatureExtractor()
@@ -39,31 +59,65 @@ def save_tiny(kind: str, folder: Path) -> Path:
         model = tf.WavLMModel(tf.WavLMConfig(**CONV, num_buckets=8, max_bucket_distance=20))
         extractor = tf.Wav2Vec2FeatureExtractor(return_attention_mask=True)
     elif kind == "data2vec-audio":
-        model = tf.Data2VecAudioModel(tf.Data2VecAudioConfig(**{**CONV, "num_conv_pos_embeddings": 3},
-                                                             conv_pos_kernel_size=3))
+        model = tf.Data2VecAudioModel(
+            tf.Data2VecAudioConfig(**{**CONV, "num_conv_pos_embeddings": 3}, conv_pos_kernel_size=3)
+        )
         extractor = tf.Wav2Vec2FeatureExtractor(return_attention_mask=True)
     elif kind == "ast":
-        model = tf.ASTModel(tf.ASTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                         intermediate_size=32, max_length=64, num_mel_bins=32))
+        model = tf.ASTModel(
+            tf.ASTConfig(
+                hidden_size=16,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=32,
+                max_length=64,
+                num_mel_bins=32,
+            )
+        )
         extractor = tf.ASTFeatureExtractor(num_mel_bins=32, max_length=64)
     elif kind in ("clap", "clap_full"):
-        audio = dict(spec_size=64, num_mel_bins=16, patch_embeds_hidden_size=8, hidden_size=32, depths=[1, 1, 1],
-                     num_attention_heads=[2, 2, 2], window_size=4)
+        audio = {
+            "spec_size": 64,
+            "num_mel_bins": 16,
+            "patch_embeds_hidden_size": 8,
+            "hidden_size": 32,
+            "depths": [1, 1, 1],
+            "num_attention_heads": [2, 2, 2],
+            "window_size": 4,
+        }
         if kind == "clap":
             model = tf.ClapAudioModel(tf.ClapAudioConfig(**audio))
         else:
-            text = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=40)
+            text = {
+                "vocab_size": 50,
+                "hidden_size": 16,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 32,
+                "max_position_embeddings": 40,
+            }
             model = tf.ClapModel(tf.ClapConfig(text_config=text, audio_config=audio, projection_dim=8))
         extractor = tf.ClapFeatureExtractor(feature_size=16, max_length_s=2)
     elif kind == "whisper":
-        model = tf.WhisperModel(tf.WhisperConfig(d_model=16, encoder_layers=2, decoder_layers=1,
-                                                 encoder_attention_heads=2, decoder_attention_heads=2,
-                                                 encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80))
+        model = tf.WhisperModel(
+            tf.WhisperConfig(
+                d_model=16,
+                encoder_layers=2,
+                decoder_layers=1,
+                encoder_attention_heads=2,
+                decoder_attention_heads=2,
+                encoder_ffn_dim=32,
+                decoder_ffn_dim=32,
+                num_mel_bins=80,
+            )
+        )
         extractor = tf.WhisperFeatureExtractor(feature_size=80)
     else:
-        model = tf.Qwen2AudioEncoder(tf.Qwen2AudioEncoderConfig(d_model=16, encoder_layers=2, encoder_attention_heads=2,
-                                                                encoder_ffn_dim=32, num_mel_bins=80))
+        model = tf.Qwen2AudioEncoder(
+            tf.Qwen2AudioEncoderConfig(
+                d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32, num_mel_bins=80
+            )
+        )
         extractor = tf.WhisperFeatureExtractor(feature_size=80)
     model.save_pretrained(folder / kind)
     extractor.save_pretrained(folder / kind)
@@ -102,7 +156,9 @@ def test_a_batch_gives_each_clip_its_features_alone_and_the_length_rule_counts_t
         assert int(n[0]) == int(frames[i])
         torch.testing.assert_close(feats[i, : frames[i]], alone[0, : n[0]], atol=1e-4, rtol=1e-4)
     # AST: 5 time patches per 64-frame (0.64 s) window at this size; 101 per 10.24 s for the released ones.
-    expected_rate = {"ast": 5 / 0.64, "clap": 8.0, "clap_full": 8.0, "qwen2_audio_encoder": 25.0}.get(kind, 50.0)
+    expected_rate = {"ast": 5 / 0.64, "clap": 8.0, "clap_full": 8.0, "qwen2_audio_encoder": 25.0}.get(
+        kind, 50.0
+    )
     assert encoder.frame_rate == pytest.approx(expected_rate, rel=0.02)
 
 
@@ -111,12 +167,18 @@ def test_the_layer_option_picks_a_hidden_state_or_their_mean(folders):
 
     folder = folders["wav2vec2_layernorm"]
     clip = clips()[0]
-    inputs = tf.AutoFeatureExtractor.from_pretrained(folder)(clip.numpy(), sampling_rate=16000, return_tensors="pt")
+    inputs = tf.AutoFeatureExtractor.from_pretrained(folder)(
+        clip.numpy(), sampling_rate=16000, return_tensors="pt"
+    )
     with torch.no_grad():
         out = tf.AutoModel.from_pretrained(folder)(inputs["input_values"], output_hidden_states=True)
     hf = ENCODERS.get("hf")
-    for layer, expected in [("last", out.last_hidden_state), (1, out.hidden_states[1]), (-1, out.hidden_states[-1]),
-                            ("all", torch.stack(out.hidden_states).mean(0))]:
+    for layer, expected in [
+        ("last", out.last_hidden_state),
+        (1, out.hidden_states[1]),
+        (-1, out.hidden_states[-1]),
+        ("all", torch.stack(out.hidden_states).mean(0)),
+    ]:
         feats, n = hf(path=str(folder), layer=layer)(*pad_waveforms([clip]))
         torch.testing.assert_close(feats[0, : n[0]], expected[0], atol=1e-5, rtol=1e-5)
     for bad in (3, "mean", 1.5):
@@ -130,7 +192,11 @@ def test_the_layer_option_picks_a_hidden_state_or_their_mean(folders):
 def test_specs_and_configs_name_it(folders):
     spec = parse_spec(f"l1=hf:{folders['hubert']}?layer=1")
     assert (spec.label, spec.config.name, spec.config.path, spec.config.options) == (
-        "l1", "hf", str(folders["hubert"]), {"layer": 1})
+        "l1",
+        "hf",
+        str(folders["hubert"]),
+        {"layer": 1},
+    )
     assert parse_spec(f"hf:{folders['ast']}?layer=all").config.options == {"layer": "all"}
     with pytest.raises(ValueError, match=r"no option\(s\) layers"):
         parse_spec(f"hf:{folders['ast']}?layers=2")
@@ -140,9 +206,27 @@ def test_specs_and_configs_name_it(folders):
 
 def test_probe_runs_the_synthetic_tasks_with_hf_encoders(folders, tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "eval" / "probe.py"), "--encoder", f"hf:{folders['wav2vec2_layernorm']}",
-         "--encoder", f"l1=hf:{folders['ast']}?layer=1", "--tasks", "sound_type", "--size", "27", "--out",
-         str(tmp_path), "--probes", "linear,knn"], capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            str(ROOT / "eval" / "probe.py"),
+            "--encoder",
+            f"hf:{folders['wav2vec2_layernorm']}",
+            "--encoder",
+            f"l1=hf:{folders['ast']}?layer=1",
+            "--tasks",
+            "sound_type",
+            "--size",
+            "27",
+            "--out",
+            str(tmp_path),
+            "--probes",
+            "linear,knn",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert set(results) == {f"hf:{folders['wav2vec2_layernorm']}", "l1"}
@@ -151,9 +235,17 @@ def test_probe_runs_the_synthetic_tasks_with_hf_encoders(folders, tmp_path):
 
 def test_align_trains_a_tiny_lalm_on_an_hf_encoder(folders, sift, tmp_path):
     where = "model.branches.0.encoder"
-    log = align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", "train.steps=3", "train.eval_every=0",
-                "train.save_every=3", f"{where}.name=hf", f"{where}.path={folders['hubert']}",
-                f"{where}.random_config=null", f"{where}.options={{layer: all}}")
+    log = align(
+        f"data.train.0.path={sift}",
+        f"train.out_dir={tmp_path}",
+        "train.steps=3",
+        "train.eval_every=0",
+        "train.save_every=3",
+        f"{where}.name=hf",
+        f"{where}.path={folders['hubert']}",
+        f"{where}.random_config=null",
+        f"{where}.options={{layer: all}}",
+    )
     assert "trainable" in log
     from lalm import LALM
 

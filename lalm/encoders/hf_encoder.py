@@ -43,10 +43,25 @@ from lalm.paths import resolve_path
 
 HOP = 160  # 10 ms at 16 kHz: the mel/fbank hop of every windowed family here
 #: Conv front ends on raw samples: the feature extractor normalises, the conv stack sets the frame rate.
-CONV_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "wav2vec2-conformer", "unispeech",
-              "unispeech-sat", "sew", "sew-d")
-WINDOW_TYPES = ("whisper", "qwen2_audio", "qwen2_audio_encoder", "audio-spectrogram-transformer", "clap",
-                "clap_audio_model")
+CONV_TYPES = (
+    "wav2vec2",
+    "hubert",
+    "wavlm",
+    "data2vec-audio",
+    "wav2vec2-conformer",
+    "unispeech",
+    "unispeech-sat",
+    "sew",
+    "sew-d",
+)
+WINDOW_TYPES = (
+    "whisper",
+    "qwen2_audio",
+    "qwen2_audio_encoder",
+    "audio-spectrogram-transformer",
+    "clap",
+    "clap_audio_model",
+)
 #: Composite models whose audio tower is one attribute (the rest is loaded and dropped).
 TOWER_ATTRIBUTE = {"whisper": "encoder", "clap": "audio_model", "qwen2_audio": "audio_tower"}
 WINDOWS_PER_BATCH = 16  # windows encoded together: bounds memory for long clips
@@ -57,11 +72,19 @@ def family_of(model_type: str) -> str:
     """conv | whisper | qwen2_audio | ast | clap, or a ValueError naming what is supported."""
     if model_type in CONV_TYPES:
         return "conv"
-    families = {"whisper": "whisper", "qwen2_audio": "qwen2_audio", "qwen2_audio_encoder": "qwen2_audio",
-                "audio-spectrogram-transformer": "ast", "clap": "clap", "clap_audio_model": "clap"}
+    families = {
+        "whisper": "whisper",
+        "qwen2_audio": "qwen2_audio",
+        "qwen2_audio_encoder": "qwen2_audio",
+        "audio-spectrogram-transformer": "ast",
+        "clap": "clap",
+        "clap_audio_model": "clap",
+    }
     if model_type not in families:
-        raise ValueError(f"hf encoder: model_type {model_type!r} is not supported; supported: "
-                         f"{', '.join(CONV_TYPES + WINDOW_TYPES)} (or write an encoder class, docs/encoders.md)")
+        raise ValueError(
+            f"hf encoder: model_type {model_type!r} is not supported; supported: "
+            f"{', '.join(CONV_TYPES + WINDOW_TYPES)} (or write an encoder class, docs/encoders.md)"
+        )
     return families[model_type]
 
 
@@ -103,13 +126,20 @@ def layout(config, extractor_fields: dict) -> dict:
         return {"family": family, "window": cfg.max_source_positions * 2 * HOP}
     if family == "ast":
         patch = cfg.patch_size if isinstance(cfg.patch_size, int) else cfg.patch_size[-1]
-        return {"family": family, "window": cfg.max_length * HOP, "stride": cfg.time_stride * HOP,
-                "frames": (cfg.max_length - patch) // cfg.time_stride + 1}
+        return {
+            "family": family,
+            "window": cfg.max_length * HOP,
+            "stride": cfg.time_stride * HOP,
+            "frames": (cfg.max_length - patch) // cfg.time_stride + 1,
+        }
     stride = cfg.patch_stride if isinstance(cfg.patch_stride, int) else cfg.patch_stride[-1]
     ratio = cfg.spec_size // cfg.num_mel_bins
     seconds = extractor_fields.get("max_length_s", 10)
-    return {"family": family, "window": int(seconds * SAMPLE_RATE),
-            "frames": ratio * (cfg.spec_size // 2 ** (len(cfg.depths) - 1) // stride)}
+    return {
+        "family": family,
+        "window": int(seconds * SAMPLE_RATE),
+        "frames": ratio * (cfg.spec_size // 2 ** (len(cfg.depths) - 1) // stride),
+    }
 
 
 def window_frames(n: torch.Tensor, family: str, window: int, stride: int, frames: int) -> torch.Tensor:
@@ -144,8 +174,13 @@ class HFEncoder(AudioEncoder):
 
     frame_rate = 50.0  # replaced per instance from the config
 
-    def __init__(self, path: str | None = None, random_config: dict | None = None, seed: int = 0,
-                 layer: int | str | None = None):
+    def __init__(
+        self,
+        path: str | None = None,
+        random_config: dict | None = None,
+        seed: int = 0,
+        layer: int | str | None = None,
+    ):
         super().__init__()
         config = read_config(path, random_config)
         self.params = layout(config, read_extractor_fields(path))
@@ -163,15 +198,24 @@ class HFEncoder(AudioEncoder):
     # ------------------------------------------------------------------------------- lengths
 
     @staticmethod
-    def count(num_samples: torch.Tensor, family: str = "conv", kernels: tuple = (), strides: tuple = (),
-              window: int = 0, stride: int = 0, frames: int = 0) -> torch.Tensor:
+    def count(
+        num_samples: torch.Tensor,
+        family: str = "conv",
+        kernels: tuple = (),
+        strides: tuple = (),
+        window: int = 0,
+        stride: int = 0,
+        frames: int = 0,
+    ) -> torch.Tensor:
         n = torch.as_tensor(num_samples)
         if family == "conv":
             for k, s in zip(kernels, strides):
                 n = torch.clamp(torch.div(n - k, s, rounding_mode="floor") + 1, min=0)
             return n
         full, rest = n // window, n % window
-        per_window = functools.partial(window_frames, family=family, window=window, stride=stride, frames=frames)
+        per_window = functools.partial(
+            window_frames, family=family, window=window, stride=stride, frames=frames
+        )
         return full * per_window(torch.as_tensor(window)) + torch.where(rest > 0, per_window(rest), 0)
 
     @classmethod
@@ -214,15 +258,25 @@ class HFEncoder(AudioEncoder):
     def encode_clips(self, clips: list[np.ndarray]) -> list[torch.Tensor]:
         """Conv front ends: one masked batch, or clip by clip for GroupNorm models."""
         counts = self.count(torch.tensor([c.size for c in clips]), **self.params).tolist()
-        receptive = sum((k - 1) * int(np.prod(self.params["strides"][:i])) for i, k in
-                        enumerate(self.params["kernels"])) + 1
+        receptive = (
+            sum(
+                (k - 1) * int(np.prod(self.params["strides"][:i]))
+                for i, k in enumerate(self.params["kernels"])
+            )
+            + 1
+        )
         # A clip too short for one frame gives none; it still needs room to pass the convs.
         ready = [np.pad(c, (0, max(0, receptive - c.size))) for c in clips]
         groups = [[i] for i in range(len(clips))] if self.clip_by_clip else [list(range(len(clips)))]
         outputs: list[torch.Tensor | None] = [None] * len(clips)
         for group in groups:
-            inputs = self.extractor([ready[i] for i in group], sampling_rate=SAMPLE_RATE, padding=True,
-                                    return_attention_mask=True, return_tensors="pt")
+            inputs = self.extractor(
+                [ready[i] for i in group],
+                sampling_rate=SAMPLE_RATE,
+                padding=True,
+                return_attention_mask=True,
+                return_tensors="pt",
+            )
             mask = None if self.clip_by_clip else inputs["attention_mask"]
             hidden = self.select(self.run(input_values=inputs["input_values"], attention_mask=mask))
             for row, i in enumerate(group):
@@ -232,10 +286,12 @@ class HFEncoder(AudioEncoder):
     def encode_windows(self, clips: list[np.ndarray]) -> list[torch.Tensor]:
         """Windowed families: every window padded by the extractor alone, valid frames joined per clip."""
         window = self.params["window"]
-        pieces = [(i, c[start:start + window]) for i, c in enumerate(clips) for start in range(0, c.size, window)]
+        pieces = [
+            (i, c[start : start + window]) for i, c in enumerate(clips) for start in range(0, c.size, window)
+        ]
         per_clip: list[list[torch.Tensor]] = [[] for _ in clips]
         for first in range(0, len(pieces), WINDOWS_PER_BATCH):
-            batch = pieces[first:first + WINDOWS_PER_BATCH]
+            batch = pieces[first : first + WINDOWS_PER_BATCH]
             # A last window under one STFT frame breaks the extractors; its count stays its own.
             hidden = self.window_hidden([np.pad(p, (0, max(0, MIN_WINDOW - p.size))) for _, p in batch])
             valid = self.count(torch.tensor([p.size for _, p in batch]), **self.params).tolist()
@@ -253,7 +309,9 @@ class HFEncoder(AudioEncoder):
             steps = inputs["input_features"].shape[-1] // 2
             valid = qwen2_audio_conv_frames(torch.tensor([p.size for p in pieces]))
             keep = torch.arange(steps)[None, :] < valid[:, None]
-            mask = torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min)[:, None, None, :]
+            mask = torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min)[
+                :, None, None, :
+            ]
             return self.select(self.run(input_features=inputs["input_features"], attention_mask=mask))
         if self.family == "ast":
             inputs = self.extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt")
@@ -264,15 +322,19 @@ class HFEncoder(AudioEncoder):
 
             pieces = [soxr.resample(p, SAMPLE_RATE, rate, quality="VHQ").astype(np.float32) for p in pieces]
         fusion = bool(getattr(self.model.config, "enable_fusion", False))
-        inputs = self.extractor(pieces, sampling_rate=rate, return_tensors="pt",
-                                truncation="fusion" if fusion else "rand_trunc")
+        inputs = self.extractor(
+            pieces, sampling_rate=rate, return_tensors="pt", truncation="fusion" if fusion else "rand_trunc"
+        )
         return self.select(self.run(input_features=inputs["input_features"], is_longer=inputs["is_longer"]))
 
     def run(self, **inputs):
         device = next(self.model.parameters()).device
         dtype = next(self.model.parameters()).dtype
-        ready = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device))
-                 for k, v in inputs.items() if v is not None}
+        ready = {
+            k: (v.to(device, dtype) if v.is_floating_point() else v.to(device))
+            for k, v in inputs.items()
+            if v is not None
+        }
         with torch.no_grad():
             return self.model(**ready, output_hidden_states=self.layer != "last")
 
@@ -295,11 +357,18 @@ class HFEncoder(AudioEncoder):
             h = h[:, 2:].reshape(h.shape[0], freq, -1, h.shape[-1]).mean(1)
         elif self.family == "clap" and frames is None:  # last: [B, C, freq, time], time already unfolded
             h = h.mean(2).transpose(1, 2)
-        elif self.family == "clap":  # a stage: [B, C, ratio x freq, time]: unfold the time chunks, average freq
+        elif (
+            self.family == "clap"
+        ):  # a stage: [B, C, ratio x freq, time]: unfold the time chunks, average freq
             cfg = audio_config(self.model.config)
             ratio = cfg.spec_size // cfg.num_mel_bins
             b, c, height, width = h.shape
-            h = h.reshape(b, c, ratio, height // ratio, width).mean(3).reshape(b, c, ratio * width).transpose(1, 2)
+            h = (
+                h.reshape(b, c, ratio, height // ratio, width)
+                .mean(3)
+                .reshape(b, c, ratio * width)
+                .transpose(1, 2)
+            )
         if frames is not None and h.shape[1] != frames:
             h = F.adaptive_avg_pool1d(h.transpose(1, 2), frames).transpose(1, 2)
         return h
@@ -316,12 +385,16 @@ def check_layer(layer: int | str, family: str, states: int) -> int | str:
     """`layer` as given, or a ValueError that names the option and its valid values."""
     if layer in ("last", "all"):
         if layer == "all" and family == "clap":
-            raise ValueError("hf encoder option layer=all: CLAP's stages differ in width; pick one layer "
-                             f"(0..{states - 1}) or last")
+            raise ValueError(
+                "hf encoder option layer=all: CLAP's stages differ in width; pick one layer "
+                f"(0..{states - 1}) or last"
+            )
         return layer
     if isinstance(layer, bool) or not isinstance(layer, int) or not -states <= layer < states:
-        raise ValueError(f"hf encoder option layer={layer!r}: use last, all, or an index into the model's "
-                         f"{states} hidden states (0..{states - 1}, negatives count from the end)")
+        raise ValueError(
+            f"hf encoder option layer={layer!r}: use last, all, or an index into the model's "
+            f"{states} hidden states (0..{states - 1}, negatives count from the end)"
+        )
     return layer % states
 
 
@@ -363,7 +436,7 @@ def load_prefixed(folder: str, config, prefix: str) -> nn.Module:
     state = {}
     for name in files:
         with safe_open(os.path.join(folder, name), "pt") as f:
-            state.update({k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)})  # noqa: SIM118 (safe_open is not iterable)
+            state.update({k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)})  # noqa: SIM118 (safe_open is not iterable)
     module.load_state_dict(state, strict=True)
     return module
 
