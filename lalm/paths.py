@@ -7,6 +7,7 @@ package, so one config works on every machine whatever its site-packages path.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 PREFIX = "pkg:"
@@ -30,6 +31,39 @@ def package_missing(path: str | None) -> str | None:
         if importlib.util.find_spec(package) is None:
             return package
     return None
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def path_problem(path: str) -> str | None:
+    """Why `path` (a hub id, a local path, a `pkg:` path, or such paths joined with "+") cannot name
+    weights, checked without loading or downloading anything; None when it may. A hub id is taken on
+    its form (ORG/NAME) unless a local folder of that name exists."""
+    for part in path.split("+"):
+        problem = _part_problem(part)
+        if problem:
+            return problem
+    return None
+
+
+def _part_problem(part: str) -> str | None:
+    if part.startswith(PREFIX):
+        package, _, rest = part[len(PREFIX):].partition("/")
+        if not all(word.isidentifier() for word in package.split(".")):
+            return f"{part}: {package!r} is not a Python package name (pkg:PACKAGE/PATH)"
+        if package_missing(part):
+            return f"{part}: package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})"
+        root = Path(resolve_path(f"{PREFIX}{package}/")).resolve()
+        target = (root / rest).resolve()
+        if not target.is_relative_to(root):
+            return f"{part}: the path leaves package {package!r}; name a file or folder inside it"
+        return None if target.exists() else f"{part}: no such file or folder in package {package!r} ({target})"
+    if Path(part).expanduser().exists():
+        return None
+    if HUB_ID.fullmatch(part) and ".." not in part:
+        return None
+    return f"{part}: no such file or folder, and not a hub id (ORG/NAME)"
 
 
 def kit_config(name: str) -> Path:

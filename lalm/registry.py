@@ -58,6 +58,10 @@ class Registry(Generic[T]):
         required = [p for p in valid if params[p].default is inspect.Parameter.empty and p not in options]
         if required:
             problems.append(f"{where}: {self.kind} {name!r} needs option(s) {', '.join(required)}")
+        for key, value in options.items():
+            wrong = key in valid and _type_problem(params[key].default, value)
+            if wrong:
+                problems.append(f"{where}.{key}: {self.kind} {name!r} takes {wrong}, got {value!r}")
         return problems
 
     def names(self) -> list[str]:
@@ -65,3 +69,18 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+def _type_problem(default: object, value: object) -> str | None:
+    """What an option of this ``default`` takes, when ``value`` is not of that kind (the default's
+    type is the option's: ``num_mel_bins=80`` takes a whole number); None when it fits or the
+    default tells nothing (None, a list, ...)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    return None

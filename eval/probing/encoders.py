@@ -26,6 +26,7 @@ from lalm.clips import EncodedClip, encode_clips
 from lalm.config import EncoderConfig, load_config
 from lalm.encoders import ENCODERS, AudioEncoder, weightless
 from lalm.errors import UserError
+from lalm.paths import path_problem
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -69,9 +70,23 @@ def parse_spec(text: str) -> EncoderSpec:
         else:
             config = _from_name(name, rest, options, text)
     problems = config.validate(f"--encoder {text!r}")
+    if not problems and config.path is not None:
+        problems = [f"--encoder {text!r}: {p}" for p in [path_problem(config.path)] if p]
+    if not problems and config.name in weightless():
+        problems = _build_problems(config, text)
     if problems:
         raise SpecError("; ".join(problems))
     return EncoderSpec(label or body, config)
+
+
+def _build_problems(config: EncoderConfig, text: str) -> list[str]:
+    """An encoder with nothing to load costs nothing to build: building it checks its option values
+    (ranges) now, not minutes later in a training stage."""
+    try:
+        ENCODERS.get(config.name)(**config.options)
+    except (ValueError, TypeError) as err:
+        return [f"--encoder {text!r}: {err}"]
+    return []
 
 
 def _split_label(text: str) -> tuple[str, str]:
@@ -122,14 +137,18 @@ class Encoder:
     def __init__(self, spec: EncoderSpec, device: torch.device | str = "cpu"):
         cfg = spec.config
         self.spec = spec
-        self.module: AudioEncoder = ENCODERS.get(cfg.name)(
-            path=cfg.path, random_config=cfg.random_config, seed=cfg.seed, **cfg.options
-        ).to(device).eval().requires_grad_(False)
+        try:
+            module = ENCODERS.get(cfg.name)(path=cfg.path, random_config=cfg.random_config, seed=cfg.seed,
+                                            **cfg.options)
+        except OSError as err:  # a hub id that does not exist, no network, unreadable weights
+            raise SpecError(f"--encoder {spec.label!r}: cannot load {cfg.path}: {err}") from err
+        self.module: AudioEncoder = module.to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
 
     def encode_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> dict:
         with torch.no_grad():
             return {"audio": self.module(waveforms, lengths)}
 
-    def encode_clips(self, audio: list) -> list[EncodedClip]:
+    def encode_clips(self, audio: list, transcribe: bool = False) -> list[EncodedClip]:
+        """As `LALM.encode_clips` (the feature cache calls both); a probed encoder has no recognizer."""
         return encode_clips(self.encode_audio, audio, self.device)
