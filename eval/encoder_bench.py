@@ -53,10 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    specs = [parse_spec(s) for s in args.encoder]
-    if len({s.key for s in specs}) != len(specs):
-        raise DataError("--encoder: two encoders share a label; name them LABEL=SPEC")
-    cfg = load_config(args.config, cls=AlignConfig)  # fails here, before any stage, if the recipe is bad
+    specs, cfg = check_args(args)
     out = Path(args.out).resolve()
     data = shared_data(out, cfg.model.llm.path, args)
     rows = []
@@ -65,6 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     report = write_report(out, rows, args.probe_results)
     print(report.read_text())
     return 0
+
+
+def check_args(args: argparse.Namespace) -> tuple[list[EncoderSpec], AlignConfig]:
+    """Every argument checked before the first stage (data generation alone takes minutes): the
+    numbers, the folders, each --encoder and the recipe as each encoder's training stage will get it."""
+    for flag in ("steps", "corpus_size", "gender_size"):
+        if getattr(args, flag) < 1:
+            raise DataError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise DataError(f"--out {args.out}: a file is there, --out names a folder; give another path")
+    if args.probe_results and not (Path(args.probe_results) / "results.json").is_file():
+        raise DataError(f"--probe-results {args.probe_results}: not an eval/probe.py --out folder (it holds "
+                        "results.json)")
+    specs = [parse_spec(s) for s in args.encoder]
+    if len({s.key for s in specs}) != len(specs):
+        raise DataError("--encoder: two encoders share a label; name them LABEL=SPEC")
+    cfg = load_config(args.config, cls=AlignConfig)  # fails here, before any stage, if the recipe is bad
+    for spec in specs:  # the recipe with each encoder in its first branch, as its training stage loads it
+        load_config(args.config, encoder_overrides(spec), cls=AlignConfig)
+    return specs, cfg
 
 
 def shared_data(out: Path, llm: str, args: argparse.Namespace) -> dict[str, Path]:

@@ -110,12 +110,12 @@ def probe_one(encoder: Encoder, task: Task, probes: tuple[str, ...], args: argpa
               key: str, path: Path) -> dict:
     started = time.perf_counter()
     feats = task_features(encoder, task, out / "cache", args.batch_seconds)
-    for reason in feats.skipped:
-        console.skipped(task.name, reason)
+    for where, reason in feats.skipped:
+        console.skipped(where, reason)
     clips = [task.clips[i] for i in feats.index]
     result = protocol.probe_task(task.info, clips, feats.pooled, feats.frames, probes, args.seed)
     result |= {"key": key, "encoder": encoder.spec.label, "task": task.name, "dim": int(feats.pooled.shape[1]),
-               "skipped": feats.skipped, "seconds": round(time.perf_counter() - started, 1)}
+               "skipped": [f"{where}: {reason}" for where, reason in feats.skipped], "seconds": round(time.perf_counter() - started, 1)}
     write_json_atomic(path, result)
     scores = ", ".join(f"{p} {100 * r['score']:.1f}" for p, r in result["probes"].items())
     console.note(f"{encoder.spec.label} / {task.name}: {scores} (chance {100 * result['chance']:.1f}, "

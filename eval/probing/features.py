@@ -23,7 +23,7 @@ class Features:
     index: list[int]  # positions in task.clips of the clips that have features
     pooled: np.ndarray  # [N, D] float32
     frames: list[torch.Tensor]  # N x [T_i, D] float32
-    skipped: list[str]  # why clips were left out (unreadable audio, no frames)
+    skipped: list[tuple[str, str]]  # (manifest:LINE, why) of each clip left out (unreadable audio, no frames)
 
 
 def task_features(encoder: Encoder, task: Task, cache_dir: Path, batch_seconds: float = 120.0,
@@ -31,28 +31,30 @@ def task_features(encoder: Encoder, task: Task, cache_dir: Path, batch_seconds: 
     """Encode what the cache lacks (shortest clips first, so batches pad little), then read it back."""
     cache = FeatureCache(cache_dir, {"audio": encoder.module})
     files = [clip.audio for clip in task.clips]
-    durations, skipped = {}, []
+    durations, unreadable, skipped = {}, {}, []
     for path in dict.fromkeys(files):
         try:
             durations[path] = probe_audio(path).duration
         except AudioError as err:
-            skipped.append(str(err))
+            unreadable[path] = str(err)
     readable = [f for f in files if f in durations]
     if progress and not all(cache.has(f) for f in readable):
         console.note(f"encoding {task.name} with {encoder.spec.label}")
-    cache.fill(encoder, readable, batch_seconds, skipped=skipped, durations=durations)
+    failed: list[str] = []  # the cache's reasons, by text: matched back to clips by their path below
+    cache.fill(encoder, readable, batch_seconds, skipped=failed, durations=durations)
     index, pooled, frames = [], [], []
-    for i, path in enumerate(files):
-        if path not in durations:
+    for i, (row, path) in enumerate(zip(task.clips, files)):
+        if path in unreadable:
+            skipped.append((task.where(row), unreadable[path]))
             continue
         try:
             clip = cache.get(path)
         except KeyError as err:  # failed to encode or a damaged entry: named, not fatal
-            skipped.append(str(err.args[0]))
+            skipped.append((task.where(row), next((f for f in failed if path in f), str(err.args[0]))))
             continue
         feats = clip.features["audio"].float()
         if feats.shape[0] == 0:
-            skipped.append(f"{path}: too short for {encoder.spec.label} to give a frame")
+            skipped.append((task.where(row), f"{path}: too short for {encoder.spec.label} to give a frame"))
             continue
         index.append(i)
         frames.append(feats)

@@ -32,6 +32,7 @@ class Clip:
     fold: int | None = None  # protocol "folds": 1..folds
     group: str | None = None  # kept on one side of any split the probe makes (speaker, recording)
     meta: dict | None = None  # how the clip was made or where it came from (not read by the probe)
+    line: int | None = None  # its line in the manifest it was read from (for messages; never written)
 
 
 @dataclass
@@ -47,7 +48,9 @@ class TaskInfo:
     source: str = ""  # where the clips come from (a maker and its seed, a dataset id and revision)
 
     def check(self, where: str) -> None:
-        problems = []
+        problems = self.type_problems()
+        if problems:  # the checks below compare values and would raise a TypeError on a wrong type
+            raise DataError(f"{where}: " + "; ".join(problems))
         if self.kind not in KINDS:
             problems.append(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.protocol not in PROTOCOLS:
@@ -56,8 +59,21 @@ class TaskInfo:
             problems.append("protocol folds needs folds >= 2")
         if len(self.labels) < 2:
             problems.append("a task needs at least two labels")
+        if len(set(self.labels)) != len(self.labels):
+            problems.append(f"labels {self.labels} name a class twice")
         if problems:
             raise DataError(f"{where}: " + "; ".join(problems))
+
+    def type_problems(self) -> list[str]:
+        """Fields of the wrong JSON type ("folds": "3", "labels": "ab"), each as a fix."""
+        problems = [f"`{name}` must be a string, not {value!r}" for name, value in
+                    (("name", self.name), ("kind", self.kind), ("protocol", self.protocol),
+                     ("description", self.description), ("source", self.source)) if not isinstance(value, str)]
+        if not _whole_number(self.folds):
+            problems.append(f"`folds` must be a whole number, not {self.folds!r}")
+        if not (isinstance(self.labels, list) and all(isinstance(label, str) for label in self.labels)):
+            problems.append(f"`labels` must be a list of class names (strings), not {self.labels!r}")
+        return problems
 
     @property
     def metric(self) -> str:
@@ -74,6 +90,10 @@ class Task:
     def name(self) -> str:
         return self.info.name
 
+    def where(self, clip: Clip) -> str:
+        """Where a clip comes from, for a skip line: ``manifest.jsonl:LINE`` (its id if not read from one)."""
+        return f"{self.directory / 'manifest.jsonl'}:{clip.line}" if clip.line else f"{self.name}:{clip.id}"
+
 
 def write_task(directory: str | Path, info: TaskInfo, clips: list[Clip]) -> Path:
     """Write a task folder (atomically, manifest first, so a task.json always has its clips)."""
@@ -81,7 +101,7 @@ def write_task(directory: str | Path, info: TaskInfo, clips: list[Clip]) -> Path
     info.check(str(directory))
     rows = []
     for clip in clips:
-        row = {k: v for k, v in asdict(clip).items() if v is not None}
+        row = {k: v for k, v in asdict(clip).items() if v is not None and k != "line"}
         audio = Path(clip.audio)
         if audio.is_absolute() and audio.is_relative_to(directory):
             row["audio"] = str(audio.relative_to(directory))
@@ -97,12 +117,15 @@ def read_task(directory: str | Path) -> Task:
     meta, manifest = directory / "task.json", directory / "manifest.jsonl"
     if not meta.is_file() or not manifest.is_file():
         raise DataError(f"{directory}: not a task folder (needs task.json and manifest.jsonl)")
+    fields = read_json(meta)
+    if not isinstance(fields, dict):
+        raise DataError(f"{meta}: must hold a JSON object (name, kind, protocol, labels, ...)")
     try:
-        info = TaskInfo(**read_json(meta))
+        info = TaskInfo(**fields)
     except TypeError as err:
         raise DataError(f"{meta}: {err}") from err
     info.check(str(meta))
-    known, clips = set(info.labels), []
+    known, clips, seen = set(info.labels), [], {}
     for number, line, undecodable in read_lines(manifest):
         where = f"{manifest}:{number}"
         try:
@@ -110,9 +133,15 @@ def read_task(directory: str | Path) -> Task:
                 raise ValueError(undecodable)
             row = parse_object(line)
             clip = Clip(**{k: row[k] for k in ("id", "audio", "label")},
-                        **{k: row[k] for k in ("split", "fold", "group", "meta") if k in row})
+                        **{k: row[k] for k in ("split", "fold", "group", "meta") if k in row}, line=number)
         except (ValueError, KeyError, TypeError) as err:
             raise DataError(f"{where}: {err}; rows need id, audio and label") from err
+        problem = row_problem(clip, info.kind)
+        if problem:
+            raise DataError(f"{where}: {problem}")
+        if clip.id in seen:
+            raise DataError(f"{where}: id {clip.id!r} is already on line {seen[clip.id]}; ids must be unique")
+        seen[clip.id] = number
         labels = clip.label if isinstance(clip.label, list) else [clip.label]
         if not set(labels) <= known:
             raise DataError(f"{where}: label {sorted(set(labels) - known)} is not in {meta}'s labels")
@@ -125,4 +154,30 @@ def read_task(directory: str | Path) -> Task:
         clips.append(clip)
     if not clips:
         raise DataError(f"{manifest}: the task has no clips")
+    present = {label for clip in clips for label in (clip.label if isinstance(clip.label, list) else [clip.label])}
+    if len(present) < 2:  # every probe would score 100 %, which says nothing about the encoder
+        raise DataError(f"{manifest}: every clip has the label {sorted(present)}; a probe needs clips of at least "
+                        "two classes")
     return Task(info, clips, directory)
+
+
+def row_problem(clip: Clip, kind: str) -> str | None:
+    """A manifest row's field of the wrong JSON type, as a fix; None when every field fits."""
+    if not isinstance(clip.id, str) or not clip.id:
+        return f"`id` must be a non-empty string, not {clip.id!r}"
+    if not isinstance(clip.audio, str) or not clip.audio:
+        return f"`audio` must be a path (a string), not {clip.audio!r}"
+    if kind == "multiclass" and not isinstance(clip.label, str):
+        return f"`label` must be one class name (a string) in a multiclass task, not {clip.label!r}"
+    names = clip.label if isinstance(clip.label, list) else [clip.label]
+    if kind == "multilabel" and not (names and all(isinstance(n, str) for n in names)):
+        return f"`label` must be a class name or a list of class names, not {clip.label!r}"
+    if clip.fold is not None and not _whole_number(clip.fold):
+        return f"`fold` must be a whole number, not {clip.fold!r}"
+    if clip.group is not None and not isinstance(clip.group, (str, int)):
+        return f"`group` must be a string or number, not {clip.group!r}"
+    return None
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
