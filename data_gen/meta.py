@@ -41,6 +41,8 @@ META_MAP: dict[str, dict[str, str | None]] = {
                  "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "pl": "Polish", "tr": "Turkish",
                  "sv": "Swedish", "zh": "Chinese", "zh-cn": "Chinese", "ja": "Japanese", "ko": "Korean",
                  "ar": "Arabic", "hi": "Hindi"},
+    # measured on each synthesised clip (data_gen.pace); a medium pace is no label
+    "pace": {"fast": "fast speech", "slow": "slow speech", "medium": None},
 }
 
 #: Values that mean "not known" in any field; such a field is dropped rather than rejected.

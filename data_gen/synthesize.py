@@ -26,6 +26,7 @@ import soundfile as sf
 from lalm.audio import AudioError
 from lalm.console import progress
 from lalm.data_gen.cli import HelpFormatter
+from lalm.data_gen.pace import pace_meta
 from lalm.data_gen.rows import Reject, identify
 from lalm.data_gen.sources import Record, jsonl_records
 from lalm.data_gen.store import safe_name, sidecar
@@ -141,7 +142,7 @@ def speak_row(tts: TTS, seed: int, out_dir: Path, record: Record, row_id: str) -
         "audio": relative,
         "text": text.strip(),
         "duration": round(len(audio) / SAMPLE_RATE, 3),
-        "meta": {**(data.get("meta") or {}), **voice.meta()},
+        "meta": {**(data.get("meta") or {}), **voice.meta(), **pace_meta(text, audio)},
         **{k: v for k, v in data.items() if k not in OWN_FIELDS},
     }
 
