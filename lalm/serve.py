@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import select
+import signal
 import socket
 import sys
 import threading
@@ -36,6 +37,7 @@ from lalm.serve_api import APIError, Limits, ResponseShape, parse_chat_request
 from lalm.serve_batch import Backend, BatchWorker, HFBackend, Job
 
 DEFAULT_BACKLOG = 128  # socketserver's 5 resets connections of a modest burst
+DEFAULT_DRAIN_SECONDS = 30.0  # SIGTERM: how long in-flight requests may take to finish
 
 log = logging.getLogger("lalm.serve")
 
@@ -56,6 +58,10 @@ class App:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
+class Terminated(Exception):
+    """SIGTERM arrived (docker stop, systemctl stop, kill): drain, then exit 0."""
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -63,6 +69,40 @@ class Server(ThreadingHTTPServer):
         self.request_queue_size = backlog  # read by listen() in the base __init__
         super().__init__(address, Handler)
         self.app = app
+        self.draining = False
+        self.in_flight = 0  # requests between their request line and their last byte
+        self.idle = threading.Condition()
+
+    def started(self) -> bool:
+        """Count a request that has begun; False if it began after draining started (refuse it)."""
+        with self.idle:
+            self.in_flight += 1
+            return not self.draining
+
+    def finished(self) -> None:
+        with self.idle:
+            self.in_flight -= 1
+            self.idle.notify_all()
+
+    def drain(self, seconds: float) -> int:
+        """Stop accepting connections and wait up to `seconds` for the requests in flight (connection
+        threads are daemons: whatever is left dies with the process). Returns how many were left."""
+        with self.idle:
+            self.draining = True
+        self.socket.close()  # new connections are refused from now on, not queued and dropped
+        deadline = time.monotonic() + seconds
+        with self.idle:
+            while self.in_flight and (left := deadline - time.monotonic()) > 0:
+                self.idle.wait(left)
+            return self.in_flight
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer is routine for a server: one log line, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # BrokenPipeError, ConnectionResetError, ...
+            log.info("%s went away: %s", client_address[0], type(error).__name__)
+        else:
+            super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
@@ -84,6 +124,21 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive for the openai client; streams use chunked encoding
     server_version = "lalm-kit"
     server: Server
+    counted = False  # whether this request is in the server's in-flight count
+    refused = False  # it began while the server was draining
+
+    def parse_request(self) -> bool:
+        # the request line has arrived: from here to its last byte it is in flight (SIGTERM waits for it)
+        self.counted, self.refused = True, not self.server.started()
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            if self.counted:
+                self.counted = False
+                self.server.finished()
 
     def do_GET(self) -> None:
         self.route("GET")
@@ -97,6 +152,9 @@ class Handler(BaseHTTPRequestHandler):
         action = ROUTES.get((method, path))
         page = web_files().get(path) if method == "GET" else None
         try:
+            if self.refused:
+                self.close_connection = True
+                raise APIError(503, "the server is shutting down; retry on a new connection")
             if action is None and page is None:
                 allowed = [m for m, p in ROUTES if p == path] or (["GET"] if path in web_files() else [])
                 if allowed:
@@ -320,16 +378,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fraction of GPU memory vLLM may take, weights and KV cache (default: %(default)s)")
     parser.add_argument("--vllm-max-model-len", type=int,
                         help="context length vLLM allocates for (default: the LLM's max_position_embeddings)")
+    parser.add_argument("--drain-seconds", type=float, default=DEFAULT_DRAIN_SECONDS,
+                        help="on SIGTERM, how long requests in flight may take to finish before the server "
+                        "exits (default: %(default)s)")
     return parser
+
+
+def _terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the drain short
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if min(args.max_batch, args.max_tokens, args.max_messages, args.max_text_chars, args.max_prompt_tokens,
-           args.backlog) < 1 or args.batch_window_ms < 0:
+           args.backlog) < 1 or args.batch_window_ms < 0 or args.drain_seconds < 0:
         parser.error("--max-batch, --max-tokens, --max-messages, --max-text-chars, --max-prompt-tokens and "
-                     "--backlog must be >= 1, --batch-window-ms >= 0")
+                     "--backlog must be >= 1, --batch-window-ms and --drain-seconds >= 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app = App(
@@ -346,11 +412,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1") and app.api_key is None:
         log.warning("listening on %s without an API key: anyone who can reach it can use the model", args.host)
     server = Server((args.host, args.port), app, args.backlog)
+    signal.signal(signal.SIGTERM, _terminated)
     log.info("serving %r at %s (web page at /, API at /v1)", app.model_name, server.url)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    except Terminated:
+        log.info("SIGTERM: finishing %d request(s) in flight (at most %g s)", server.in_flight, args.drain_seconds)
+        left = server.drain(args.drain_seconds)
+        if left:
+            log.warning("%d request(s) still running after %g s (--drain-seconds): dropped", left, args.drain_seconds)
+        log.info("stopped")
     finally:
         server.stop()
 

@@ -466,6 +466,55 @@ def test_the_command_line_sets_the_limits_and_the_backlog():
             pytest.fail(f"the server was still running 60 s after SIGINT; its threads:\n{proc.stderr.read()[-8000:]}")
 
 
+def test_sigterm_finishes_the_request_in_flight_then_exits_0():
+    """docker stop / systemctl stop send SIGTERM: the request the server holds is answered in full,
+    then the server exits with status 0. The request is held in flight without any timing: its
+    headers ask `Expect: 100-continue`, and its body is sent only once the server has logged SIGTERM."""
+    proc = subprocess.Popen([sys.executable, "-m", "lalm.serve", "--config", "configs/tiny.yaml", "--port", "0"],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if match := re.search(r"serving .* at http://([\d.]+):(\d+)", line):
+                break
+        else:
+            pytest.fail("the server exited before listening")
+        body = json.dumps({"messages": user("hello"), "max_tokens": 4}).encode()
+        client = socket.create_connection((match[1], int(match[2])), timeout=120)
+        client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                       b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        assert client.recv(4096).startswith(b"HTTP/1.1 100")  # the server has begun this request
+        proc.send_signal(signal.SIGTERM)
+        log = []
+        for line in proc.stderr:
+            log.append(line)
+            if "SIGTERM" in line:
+                break
+        assert "finishing 1 request(s) in flight" in log[-1], log
+        client.sendall(body)
+        answer = b""
+        while chunk := client.recv(65536):  # the server closes the connection as it exits
+            answer += chunk
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), answer
+        assert json.loads(payload)["choices"][0]["finish_reason"] in ("stop", "length")
+        assert proc.wait(timeout=120) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_client_gone_mid_answer_is_one_log_line_not_a_traceback(server, capsys, caplog):
+    caplog.set_level("INFO", "lalm.serve")
+    try:
+        raise BrokenPipeError(32, "Broken pipe")  # as a write to a closed socket raises it
+    except BrokenPipeError:
+        server.handle_error(None, ("203.0.113.7", 5000))
+    assert "Traceback" not in capsys.readouterr().err
+    assert "203.0.113.7 went away: BrokenPipeError" in caplog.text
+
+
 def test_rejects_a_too_large_body_before_reading_it(server):
     connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
     connection.putrequest("POST", "/v1/chat/completions")
