@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from lalm import console
 from lalm.audio import AudioError, load_audio, probe_audio
 from lalm.data_gen.meta import MetaError, MetaNormaliser
 from lalm.data_gen.sources import Record
@@ -33,6 +34,13 @@ class Reject:
 
     def to_json(self) -> dict:
         return {"line": self.line, "id": self.id, "reason": self.reason}
+
+
+def list_rejects(rejects: Iterable[Reject], source: str) -> None:
+    """Each reject as every command lists a bad row, `skipped: SOURCE:LINE: reason` on stderr (the
+    rejects file keeps them too)."""
+    for reject in rejects:
+        console.skipped(f"{source}:{reject.line}", reject.reason)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from lalm.data_gen.backends.hf import RANDOM_PREFIX
 from lalm.data_gen.batching import length_sorted_batches
 from lalm.data_gen.cli import HelpFormatter
 from lalm.data_gen.meta import load_meta_map
-from lalm.data_gen.rows import Reject, Row, Shard, check_row, identify
+from lalm.data_gen.rows import Reject, Row, Shard, check_row, identify, list_rejects
 from lalm.data_gen.sources import Record, hf_records, jsonl_records, lhotse_records
 from lalm.data_gen.store import sidecar
 from lalm.data_gen.templates import (
@@ -39,6 +39,7 @@ from lalm.data_gen.templates import (
 from lalm.errors import run_command
 from lalm.generation import Sampling
 from lalm.jsonl import appending, iter_jsonl, repair_tail, write_json_atomic, write_jsonl_atomic
+from lalm.paths import path_problem
 
 #: Output fields that must match for a rerun to continue an existing output file.
 SETTINGS = ("mode", "llm", "template", "generation")
@@ -189,8 +190,21 @@ def run(args: argparse.Namespace) -> dict:
             bar.update(len(batch))
             bar.set_postfix(tok_s=f"{tally.tokens / max(bar.format_dict['elapsed'], 1e-9):.1f}",
                             done_before=tally.done_before, rejects=len(tally.rejects), refresh=False)
+    list_rejects(tally.rejects, args.asr_manifest or args.lhotse_cuts or args.hf_dataset)
+    if backend is None:  # nothing was left to generate (all done, or every row rejected): --llm unused so far
+        check_llm(args)
     write_jsonl_atomic(sidecar(out, "rejects.jsonl"), (r.to_json() for r in tally.rejects))
     return finish(args, out, shard, settings, tally, len(done), time.monotonic() - started)
+
+
+def check_llm(args: argparse.Namespace) -> None:
+    """A ValueError when --llm (with its backend's settings) cannot name a model, checked without
+    loading one: a run that loads none must not pass a typo in --llm as a success."""
+    if args.backend == "openai":
+        if not args.base_url:
+            raise ValueError("the openai backend needs --base-url, e.g. http://localhost:8000/v1")
+    elif not args.llm.startswith(RANDOM_PREFIX) and (problem := path_problem(args.llm)):
+        raise ValueError(f"--llm {problem}")
 
 
 def finish(args: argparse.Namespace, out: Path, shard: Shard, settings: dict, tally: Tally, done_before_run: int,

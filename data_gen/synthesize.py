@@ -27,7 +27,7 @@ from lalm.audio import AudioError
 from lalm.console import progress
 from lalm.data_gen.cli import HelpFormatter
 from lalm.data_gen.pace import pace_meta
-from lalm.data_gen.rows import Reject, identify
+from lalm.data_gen.rows import Reject, identify, list_rejects
 from lalm.data_gen.sources import Record, jsonl_records
 from lalm.data_gen.store import safe_name, sidecar
 from lalm.data_gen.tts import TTS, TTS_ENGINES, TTSError
@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> dict:
             bar.update(len(batch))
 
     rejects.sort(key=lambda r: r.line)
+    list_rejects(rejects, str(args.input))
     write_jsonl_atomic(sidecar(manifest, "rejects.jsonl"), (r.to_json() for r in rejects))
     seconds = time.monotonic() - started
     summary = {
