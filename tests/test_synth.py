@@ -10,6 +10,7 @@ import soundfile as sf
 
 from lalm.data_gen import synthesize
 from lalm.data_gen.tts import EspeakTTS
+from lalm.data_gen.voices import parse_voices
 from lalm.jsonl import read_jsonl
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -71,4 +72,4 @@ def test_voice_choice_and_synthesis_failures(tmp_path):
     rejects = read_jsonl(out / "manifest.rejects.jsonl")
     assert rows == [] and len(rejects) == 4 and rejects[0]["reason"].startswith("tts: espeak-ng -v zz-nonexistent")
     with pytest.raises(ValueError, match="not in the catalogue"):
-        synthesize.parse_voices("en+zz", EspeakTTS.VOICES)
+        parse_voices("en+zz")
