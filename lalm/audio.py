@@ -16,6 +16,9 @@ MAX_SECONDS = 600.0
 #: Per clip in a conversation: the one default of the terminal chat and the server (`--max-audio-seconds`
 #: on both), so a clip the chat takes is one the server takes too.
 MAX_CLIP_SECONDS = 120.0
+#: Sample rates audio is recorded at (telephone 8 kHz, old corpora lower, studio 192 kHz); outside them a
+#: header is almost always wrong (a 1 Hz file would be resampled into hours of one value).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 192_000
 
 
 class AudioError(UserError, ValueError):
@@ -62,7 +65,15 @@ def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS, setting: str
             f"{path}: {duration:.0f} s of audio is longer than the {max_seconds:.0f} s limit; "
             f"split it into utterances or raise {setting}"
         )
+    check_sample_rate(info.samplerate, path)
     return AudioInfo(path, info.samplerate, info.channels, info.frames)
+
+
+def check_sample_rate(rate: float, source: str) -> None:
+    """An AudioError for a sample rate no recording has (a broken header, or an array's wrong rate)."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{source}: a sample rate of {rate:g} Hz is outside {MIN_SAMPLE_RATE:,}-{MAX_SAMPLE_RATE:,} Hz; "
+                         "the file's header is likely wrong (resample or re-export it)")
 
 
 def load_audio(path: str | Path, max_seconds: float = MAX_SECONDS, setting: str = "max_seconds") -> np.ndarray:
@@ -91,6 +102,7 @@ def prepare_waveform(
         raise AudioError(f"{source}: the audio contains NaN or infinite samples")
     if data.size / sample_rate > max_seconds:
         raise AudioError(f"{source}: {data.size / sample_rate:.0f} s is longer than the {max_seconds:.0f} s limit")
+    check_sample_rate(sample_rate, source)
     if sample_rate != SAMPLE_RATE:
         # soxr's VHQ mode is a proper band-limited resampler (no aliasing from naive decimation).
         data = audio_io("soxr").resample(data, sample_rate, SAMPLE_RATE, quality="VHQ").astype(np.float32)
