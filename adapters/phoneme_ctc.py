@@ -77,6 +77,9 @@ class PhonemeCTCProjector(Projector):
             best of 0 to 9 on the demo (docs/quality.md).
     """
 
+    #: It hands the LLM the embeddings of words it chose (a search): no LLM-loss gradient reaches it.
+    differentiable = False
+
     length_options = ("k",)
 
     def __init__(self, in_dim: int, out_dim: int, k: int = 2, hidden: int = 1024, dropout: float = 0.0, voice: str = "en-us",

@@ -64,9 +64,11 @@ def normalised(rows, normaliser: MetaNormaliser):
         yield row, normaliser.normalise(row.get("meta") or {})
 
 
-def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], balance: bool = True) -> dict:
+def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], balance: bool = True,
+                content_rows: int = 0) -> dict:
     """Per field, the manifest rows whose label is known (audio paths made absolute); with `balance`,
-    as many rows of each label as of the rarest (a branch trained on 80 % male voices learns to say male)."""
+    as many rows of each label as of the rarest (a branch trained on 80 % male voices learns to say male);
+    with `content_rows`, also content.jsonl: that many rows of any label, for a question-free SIFT run."""
     rows = list(normalised(iter_jsonl(manifest), MetaNormaliser()))
     counts = {}
     for q in questions:
@@ -83,6 +85,11 @@ def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], b
                 for label in sorted(by_label) for row in sorted(by_label[label], key=stable_order)[:take]]
         write_jsonl_atomic(out_dir / f"{q.field}.jsonl", sorted(keep, key=stable_order))
         counts[q.field] = dict(Counter(q.word(MetaNormaliser().normalise(r.get("meta") or {})) for r in keep))
+    if content_rows:  # rows for plain SIFT (no question): the branch must leave content answers alone
+        content = sorted((row for row, _ in rows), key=stable_order)[:content_rows]
+        write_jsonl_atomic(out_dir / "content.jsonl",
+                           [{**row, "audio": str((manifest.parent / row["audio"]).resolve())} for row in content])
+        counts["content"] = len(content)
     return counts
 
 
@@ -144,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True, help="writes FIELD.jsonl per question")
     s.add_argument("--no-balance", action="store_true", help="keep every row (default: as many rows per label "
                    "as the rarest label has)")
+    s.add_argument("--content-rows", type=int, default=0, help="also write content.jsonl with this many rows "
+                   "(for plain SIFT: the LLM's own answers to the transcript)")
     c = sub.add_parser("check", help="keep LLM answers naming the right label; template the others")
     c.add_argument("--sift", required=True, help="a SIFT sit_sp output asking one field's question")
     c.add_argument("--field", required=True, help="the metadata field the question asks about")
@@ -160,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     def job():
         questions = load_questions(args.questions)
         if args.command == "sift-inputs":
-            result = sift_inputs(Path(args.manifest), Path(args.out_dir), questions, not args.no_balance)
+            result = sift_inputs(Path(args.manifest), Path(args.out_dir), questions, not args.no_balance,
+                                 args.content_rows)
         elif args.command == "check":
             result = check(Path(args.sift), args.field, Path(args.out), questions)
         else:

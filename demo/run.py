@@ -1,18 +1,21 @@
 """The offline end-to-end demo: the whole kit on CPU with small real models and no internet.
 
-    python -m demo                 # 15-25 minutes on 2 CPU cores; rerun to resume
-    python -m demo --steps 4000    # train longer
+    python -m demo                 # about 25 minutes on 2 CPU cores; rerun to resume
+    python -m demo --steps 600     # train longer
 
 1. build a training corpus: the kit's assistant utterances plus WordNet sentences (data_gen.corpus),
    minus every sentence stating a fact of the evaluation questions
-2. speak it with espeak-ng in hundreds of voices, speeds and pitches; speak the held-out questions in
-   voices training never uses
-3. train the phoneme CTC projector on Whisper tiny.en's features (train/align.py); it hears phonemes,
-   turns them into words with a lexicon and SmolLM2's own word search, and hands SmolLM2 its own
-   embeddings of those words
-4. evaluate on the unseen spoken questions in audio mode and text mode (SmolLM2 reading the question:
-   the upper bound), with the transcript WER of what the model heard
-5. print the speech-text gap; `python -m lalm.chat --model runs/demo/align/final` talks to the result
+2. speak it in the training voices, at speeds from slow to fast (every clip records the speaker's
+   gender and its measured pace); speak the held-out factual questions, and held-out sentences for
+   the voice questions, in voices training never uses
+3. SIFT: SmolLM2 answers questions about the voice from the transcript plus the speaker metadata,
+   answers kept where they name the right label (data_gen.voice_qa), and answers plain transcripts
+4. train the `meta` projector on Whisper tiny.en's frames through the frozen SmolLM2; Whisper's own
+   decoder writes the transcript that stands beside it in the prompt
+5. evaluate the unseen spoken questions (content) and the voice questions (gender, pace) in audio
+   mode, in cascade mode (Whisper's transcript read by SmolLM2) and in text mode (the upper bound),
+   with the word error rate of what the model heard
+6. print the results; `python -m lalm.chat --model runs/demo/align/final` talks to the model
 
 Each stage is one of the kit's own commands, printed before it runs; a finished stage is skipped
 on a rerun, and an interrupted one resumes where it stopped.
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 from lalm.checkpoint import FINAL
+from lalm.data_gen.voice_qa import load_questions
 from lalm.demo.texts import DATA
 from lalm.paths import kit_config, package_missing
 from lalm.stages import run as run_stage
@@ -38,14 +42,18 @@ CONFIG = kit_config("demo_offline.yaml")
 QUESTIONS = DATA / "eval_questions.jsonl"
 VOICES = DATA / "voices.json"
 RERUN = "python -m demo"
+#: Training speeds: wide, so that both paces are well represented (espeak-ng words per minute).
+TRAIN_SPEEDS, EVAL_SPEEDS = "90-260", "95-250"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/demo", help="working folder (default: runs/demo)")
-    parser.add_argument("--steps", type=int, help="CTC training steps (default: the config's)")
-    parser.add_argument("--corpus-size", type=int, default=12000, help="training sentences (default: 12000)")
+    parser.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    parser.add_argument("--corpus-size", type=int, default=1600, help="training sentences (default: 1600)")
+    parser.add_argument("--content-rows", type=int, default=320,
+                        help="training clips answered as plain transcripts by SIFT (default: 320)")
     args = parser.parse_args(argv)
     missing = [p for p in (package_missing(LLM), package_missing(WHISPER)) if p]
     if missing:
@@ -53,22 +61,26 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    speech = speak_corpus(out, out, args.corpus_size, LLM, RERUN)
+    speech = speak_corpus(out, out, args.corpus_size, LLM, RERUN, speeds=TRAIN_SPEEDS)
+    voice_eval = speak_voice_questions(out)
+    sift_voice_targets(out, speech / "train" / "manifest.jsonl", args.content_rows)
     py = sys.executable
-    steps = [f"stages.0.train.steps={args.steps}"] if args.steps else []
-    run_once(out, "train the projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
-          *steps, *paths_under(out)], RERUN)
-    run_once(out, "evaluate on unseen spoken questions", [py, "-m", "lalm.eval.voicebench",
-          "--model", out / "align" / FINAL, "--manifest", speech / "eval" / "manifest.jsonl",
-          "--subset", "spoken_qa", "--scorer", "short_answer", "--mode", "both", "--max-new-tokens", "32",
-          "--batch-size", "12", "--out", out / "eval"], RERUN)
-    run_stage([py, "-m", "lalm.eval.voicebench", "--report", out / "eval"], RERUN)
+    steps = [f"train.steps={args.steps}"] if args.steps else []
+    run_once(out, "train the meta projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
+             *steps, *paths_under(out)], RERUN)
+    model = out / "align" / FINAL
+    run_once(out, "evaluate on unseen spoken questions", evaluate(model, speech / "eval" / "manifest.jsonl",
+             "spoken_qa", "short_answer", out / "eval", max_new_tokens=32), RERUN)
+    run_once(out, "evaluate the voice questions", evaluate(model, voice_eval, "voice_qa", "label_choice",
+             out / "eval_voice", max_new_tokens=16), RERUN)
+    for folder in ("eval", "eval_voice"):
+        run_stage([py, "-m", "lalm.eval.voicebench", "--report", out / folder], RERUN)
     report(out)
     print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min (this run). "
-          f"Talk to the model: python -m lalm.chat --model {out / 'align' / 'final'}")
+          f"Talk to the model: python -m lalm.chat --model {model}")
 
 
-def speak_corpus(out: Path, where: Path, size: int, llm: str, rerun: str) -> Path:
+def speak_corpus(out: Path, where: Path, size: int, llm: str, rerun: str, speeds: str = "120-210") -> Path:
     """The training corpus (where/corpus.jsonl) spoken in the training voices (where/speech/train) and
     the held-out questions in the evaluation voices (where/speech/eval); returns where/speech."""
     py, speech = sys.executable, where / "speech"
@@ -77,27 +89,83 @@ def speak_corpus(out: Path, where: Path, size: int, llm: str, rerun: str) -> Pat
              "--tokenizer", llm], rerun)
     run_once(out, "speak the training corpus", [py, "-m", "lalm.data_gen.synthesize", "--input",
              where / "corpus.jsonl", "--out-dir", speech / "train", "--voices", f"@{VOICES}:train",
-             "--speeds", "120-210", "--pitches", "20-80"], rerun)
+             "--speeds", speeds, "--pitches", "20-80"], rerun)
     run_once(out, "speak the evaluation questions", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
              "--out-dir", speech / "eval", "--voices", f"@{VOICES}:eval", "--speeds", "130-200",
              "--pitches", "25-75", "--seed", "1"], rerun)
     return speech
 
 
+def speak_voice_questions(out: Path) -> Path:
+    """Held-out sentences (the evaluation questions' texts) in held-out voices from slow to fast, each
+    asked about its voice; returns the label_choice manifest."""
+    py, folder = sys.executable, out / "speech" / "voice_eval"
+    run_once(out, "speak the voice-question clips", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
+             "--out-dir", folder, "--voices", f"@{VOICES}:eval", "--speeds", EVAL_SPEEDS, "--pitches", "25-75",
+             "--seed", "2"], RERUN)
+    run_once(out, "ask about the voices", [py, "-m", "lalm.data_gen.voice_qa", "eval-set", "--manifest",
+             folder / "manifest.jsonl", "--out", out / "voice_eval.jsonl"], RERUN)
+    return out / "voice_eval.jsonl"
+
+
+def sift_voice_targets(out: Path, manifest: Path, content_rows: int) -> None:
+    """SIFT targets: SmolLM2 answers each voice question from the transcript plus the metadata (checked
+    against the label), and plain transcripts (its own answers, which keep content intact)."""
+    py, voice = sys.executable, out / "voice"
+    run_once(out, "pick the SIFT rows", [py, "-m", "lalm.data_gen.voice_qa", "sift-inputs", "--manifest", manifest,
+             "--out-dir", voice, "--content-rows", str(content_rows)], RERUN)
+    sift = [py, "-m", "lalm.data_gen.sift", "--llm", LLM, "--batch-size", "32"]
+    for q in load_questions():
+        run_once(out, f"SIFT: {q.field} question", [*sift, "--asr-manifest", voice / f"{q.field}.jsonl",
+                 "--mode", "sit_sp", "--system-prompt", "hear", "--instruction", q.question,
+                 "--max-new-tokens", "24", "--out", voice / f"{q.field}.sift.jsonl"], RERUN)
+        run_once(out, f"check the {q.field} answers", [py, "-m", "lalm.data_gen.voice_qa", "check", "--sift",
+                 voice / f"{q.field}.sift.jsonl", "--field", q.field, "--out", voice / f"{q.field}.train.jsonl"], RERUN)
+    run_once(out, "SIFT: plain transcripts", [*sift, "--asr-manifest", voice / "content.jsonl", "--mode", "sift_s",
+             "--max-new-tokens", "48", "--out", voice / "content.sift.jsonl"], RERUN)
+
+
+def evaluate(model: Path, manifest: Path, name: str, scorer: str, out: Path, max_new_tokens: int) -> list:
+    """eval/voicebench.py on a local set in all three modes (audio, text, cascade through Whisper)."""
+    return [sys.executable, "-m", "lalm.eval.voicebench", "--model", model, "--manifest", manifest,
+            "--subset", name, "--scorer", scorer, "--mode", "all", "--asr", WHISPER,
+            "--max-new-tokens", str(max_new_tokens), "--batch-size", "12", "--out", out]
+
+
 def report(out: Path) -> None:
-    """The demo's result in three lines: both accuracies, their ratio, and what the model heard."""
-    summary = json.loads((out / "eval" / "summary.json").read_text())
-    modes = summary["sets"]["spoken_qa"]["modes"]
-    audio, text = modes["audio"], modes["text"]
-    ratio = audio["score"] / text["score"] if text.get("score") else float("nan")
-    print(f"\nunseen spoken questions, voices never trained on: audio {audio['score']:.1f} %, "
-          f"text {text['score']:.1f} % (the upper bound), speech/text {ratio:.2f}")
-    if audio.get("transcript_wer") is not None:
-        print(f"held-out transcript WER of what the model heard: {audio['transcript_wer']:.3f} "
-              f"({audio['n_transcripts']} questions)")
+    """The demo's result: content and voice questions per mode, and what the model heard."""
+    content = json.loads((out / "eval" / "summary.json").read_text())["sets"]["spoken_qa"]["modes"]
+    print("\nunseen spoken questions, voices never trained on (content):")
+    print("  " + ", ".join(f"{mode} {content[mode]['score']:.1f} %" for mode in ("audio", "cascade", "text")))
+    if content["text"].get("score"):
+        print(f"  speech/text {content['audio']['score'] / content['text']['score']:.2f}, "
+              f"cascade/text {content['cascade']['score'] / content['text']['score']:.2f}")
+    for mode in ("audio", "cascade"):
+        if content[mode].get("transcript_wer") is not None:
+            print(f"  heard WER ({mode}): {content[mode]['transcript_wer']:.3f} ({content[mode]['n_transcripts']} clips)")
+    voice = json.loads((out / "eval_voice" / "summary.json").read_text())["sets"]["voice_qa"]["modes"]
+    print("questions about the voice (gender, pace), voices never trained on:")
+    print("  " + ", ".join(f"{mode} {voice[mode]['score']:.1f} %" for mode in ("audio", "cascade", "text")))
+    fields = voice_fields(out)
+    for field, modes in fields.items():
+        print(f"  {field}: " + ", ".join(f"{mode} {acc:.1f} %" for mode, acc in modes.items()))
+
+
+def voice_fields(out: Path) -> dict[str, dict[str, float]]:
+    """Accuracy per question field and mode, from the per-item scores."""
+    from lalm.jsonl import iter_jsonl
+
+    tallies: dict[str, dict[str, list[bool]]] = {}
+    for path in sorted((out / "eval_voice").glob("*/scores*.jsonl")):
+        for row in iter_jsonl(path):
+            field = str(row.get("id", "")).rsplit("-", 1)[-1]
+            tallies.setdefault(field, {}).setdefault(path.parent.name, []).append(bool(row.get("correct")))
+    return {f: {m: 100 * sum(v) / len(v) for m, v in sorted(modes.items())} for f, modes in tallies.items()}
 
 
 def paths_under(out: Path) -> list[str]:
     """Point the demo config's data, cache and output paths at `out`."""
-    return [f"data.train.0.path={out / 'speech' / 'train' / 'manifest.jsonl'}",
-            f"data.feature_cache={out / 'feature_cache'}", f"train.out_dir={out / 'align'}"]
+    voice = out / "voice"
+    return [f"data.train.0.path={voice / 'gender.train.jsonl'}", f"data.train.1.path={voice / 'pace.train.jsonl'}",
+            f"data.train.2.path={voice / 'content.sift.jsonl'}", f"data.feature_cache={out / 'feature_cache'}",
+            f"train.out_dir={out / 'align'}"]

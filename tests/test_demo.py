@@ -13,13 +13,16 @@ def test_texts_are_varied_and_disjoint_from_the_questions():
 
 
 def test_demo_overrides_fit_the_training_config(tmp_path):
-    cfg = load_config(CONFIG, ["stages.0.train.steps=3", *paths_under(tmp_path)], cls=AlignConfig)
-    assert cfg.data.train[0].path == str(tmp_path / "speech" / "train" / "manifest.jsonl")
-    assert cfg.data.train[0].target_field == "text"
+    cfg = load_config(CONFIG, ["train.steps=3", *paths_under(tmp_path)], cls=AlignConfig)
+    voice = tmp_path / "voice"
+    assert [s.path for s in cfg.data.train] == [str(voice / "gender.train.jsonl"), str(voice / "pace.train.jsonl"),
+                                                str(voice / "content.sift.jsonl")]
+    assert all(s.target_field == "response" for s in cfg.data.train)
     assert Path(cfg.train.out_dir) == tmp_path / "align"
     (name, stage), = cfg.resolved_stages()
-    assert stage.train.objective == "ctc" and stage.train.steps == 3
-    assert Path(stage.train.out_dir) == tmp_path / "align" / name
+    assert stage.train.objective == "lm" and stage.train.steps == 3
+    # the transcript stands beside the continuous branch, written by Whisper's own decoder
+    assert cfg.model.recognizer.name == "whisper" and "{transcript}" in cfg.model.prompt.layout
 
 
 def test_every_question_has_a_short_answer_the_scorer_accepts():

@@ -107,7 +107,7 @@ def test_endpoint_audio_and_text_and_the_gap(tmp_path: Path, server: FakeJudgeSe
 def test_cascade_sends_the_transcript_as_text(server: FakeJudgeServer) -> None:
     server.script = lambda body: (200, [f"echo: {body['messages'][-1]['content']}"])
     llm = EndpointResponder(server.base_url, "peer", Sampling(max_new_tokens=8))
-    cascade = CascadeResponder(lambda wave: "what is two plus two", llm)
+    cascade = CascadeResponder(lambda waves: ["what is two plus two"] * len(waves), llm)
     replies = cascade.respond(
         [Request(None, np.zeros(8000, np.float32)), Request("Which animal?", np.zeros(8000, np.float32))]
     )
@@ -116,7 +116,7 @@ def test_cascade_sends_the_transcript_as_text(server: FakeJudgeServer) -> None:
         and replies[0].transcript == "what is two plus two"
     )
     assert replies[1].response == 'echo: Audio transcript: "what is two plus two"\nWhich animal?'
-    silent = CascadeResponder(lambda wave: "", llm).respond([Request(None, np.zeros(8000, np.float32))])
+    silent = CascadeResponder(lambda waves: [""] * len(waves), llm).respond([Request(None, np.zeros(8000, np.float32))])
     assert silent[0].response is None and "empty transcript" in silent[0].error
 
 

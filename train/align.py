@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from lalm import console
 from lalm.checkpoint import WEIGHTS, load_trained, save_checkpoint
@@ -32,6 +31,7 @@ from lalm.train.checkpoints import FINAL, latest_intact, remove_leftovers, resto
 from lalm.train.config import AlignConfig
 from lalm.train.data import BatchLoader, SkipLog, batch_plan, cut_batches, load_rows
 from lalm.train.feature_cache import FeatureCache
+from lalm.train.objectives import OBJECTIVES
 from lalm.wer import word_errors
 
 
@@ -183,8 +183,8 @@ def train(run: Run) -> None:
     loader = torch.utils.data.DataLoader(
         BatchLoader(run.rows, lambda: batch_plan(run.rows, run.weights, cfg.data, cfg.train.seed),
                     model.processor, dist.rank, dist.world, start=run.step * accum * dist.world,
-                    feature_cache=run.cache, teacher_field=cfg.train.distill_weight > 0,
-                    objective=cfg.train.objective),
+                    feature_cache=run.cache, teacher_field=OBJECTIVES.get(cfg.train.objective).teacher,
+                    objective=OBJECTIVES.get(cfg.train.objective).batch),
         batch_size=None, num_workers=cfg.data.num_workers,
     )
     batches = iter(loader)
@@ -256,18 +256,10 @@ def step(run: Run, micro: list[dict]) -> tuple[float, int, float, bool]:
     tokens = int(totals[0].item())
     record_skips(run, failed, anyone=totals[1].item() > 0)
     loss_sum = torch.zeros((), device=dist.device)
+    objective_fn = OBJECTIVES.get(cfg.train.objective)()
     for b in live:
         with autocast(cfg, dist.device):
-            if cfg.train.objective == "ctc":
-                objective = loss = ctc_loss(model, b, dist.device)
-            else:
-                # The teacher runs before the student: a forward between the student's forward and its
-                # backward would interleave with gradient-checkpointing recomputation.
-                teacher = teacher_logits(model, b["teacher"], dist.device) if cfg.train.distill_weight > 0 else None
-                out = model(**to_device(model_inputs(b), dist.device))
-                objective = loss = out["loss_sum"]
-                if teacher is not None:
-                    loss = loss + cfg.train.distill_weight * distill_kl(teacher, out["logits"])
+            objective, loss = objective_fn.loss(model, to_device(model_inputs(b), dist.device), b, cfg)
         (loss / max(tokens, 1)).backward()
         loss_sum += objective.detach()
     mean_loss = float(distributed.all_sum(loss_sum).item()) / max(tokens, 1)
@@ -312,39 +304,17 @@ def record_skips(run: Run, failed: list[dict], anyone: bool) -> None:
         append_jsonl(run.out_dir / "skipped.jsonl", run.skips.entries[-len(new):])
 
 
-def ctc_loss(model: LALM, batch: dict, device) -> torch.Tensor:
-    """Summed CTC loss of a batch on its targets' LLM token ids; the LLM itself does not run."""
-    inputs = to_device(model_inputs(batch), device)
-    features = model.audio_features(inputs.get("waveforms"), inputs.get("wave_lengths"), inputs.get("encoder_features"))
-    return model.ctc_loss(features, batch["ctc_targets"])[0]
-
-
-@torch.no_grad()
-def teacher_logits(model: LALM, teacher: dict, device) -> torch.Tensor:
-    """The frozen LLM's logits at the target tokens when it reads the transcript instead of the audio."""
-    teacher = to_device(teacher, device)
-    embeds = model.llm.get_input_embeddings()(teacher["input_ids"])
-    return model.target_logits(embeds, teacher["attention_mask"], teacher["labels"])
-
-
-def distill_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
-    """Summed KL(teacher || student) over target tokens. The teacher is the same frozen LLM, so its
-    distribution is exact: this is Ultravox's distillation without a separate teacher model."""
-    t_logp = F.log_softmax(teacher_logits.float(), dim=-1)
-    s_logp = F.log_softmax(student_logits.float(), dim=-1)
-    return F.kl_div(s_logp, t_logp, log_target=True, reduction="sum")
-
-
 @torch.no_grad()
 def validation_scores(run: Run) -> dict[str, float]:
     """Validation loss per target token; for `ctc`, also the word error rate of the head's own greedy
     transcripts (LLM fusion, an inference option, is left out: this measures what the stage trains)."""
     model, dist, cfg = run.model, run.dist, run.cfg
     model.eval()
-    ctc = cfg.train.objective == "ctc"
+    ctc = OBJECTIVES.get(cfg.train.objective).batch == "ctc"
     order = sorted(range(len(run.valid)), key=lambda i: run.valid[i].duration)
     loader = BatchLoader(run.valid, lambda: iter(cut_batches(order, run.valid, cfg.data)), model.processor,
-                         dist.rank, dist.world, start=0, feature_cache=run.cache, objective=cfg.train.objective)
+                         dist.rank, dist.world, start=0, feature_cache=run.cache,
+                         objective=OBJECTIVES.get(cfg.train.objective).batch)
     total = torch.zeros(4, device=dist.device)  # loss, tokens, word errors, reference words
     failed: list[dict] = []
     for b in loader:

@@ -91,12 +91,12 @@ class TrainConfig:
     """AdamW betas."""
     clip_grad: float = 1.0
     """Gradient norm clip (0 disables)."""
-    objective: Literal["lm", "ctc"] = "lm"
-    """What is learned: `lm` is the LLM's cross-entropy on the target (plus `distill_weight` KL);
-    `ctc` is CTC on the target's LLM token ids through a `ctc` projector, with no LLM forward (an
-    ASR stage: the target field should be the transcript)."""
+    objective: Literal["lm", "kd", "ctc"] = "lm"
+    """What is learned (train/objectives.py): `lm` is the LLM's cross-entropy on the target; `kd` adds
+    `distill_weight` x KL to the same LLM reading the transcript; `ctc` is CTC on the target's tokens
+    through a CTC projector, with no LLM forward (an ASR stage: the target field is the transcript)."""
     distill_weight: float = 0.0
-    """Weight of a KL term to the frozen LLM's own distribution given the transcript (0 disables)."""
+    """Weight of objective kd's KL term to the frozen LLM's own distribution given the transcript."""
     distill_text_field: str = "text"
     """Row field with the transcript the distillation teacher reads."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -177,16 +177,9 @@ class AlignConfig(Config):
         return []
 
     def check_objective(self) -> list[str]:
-        problems = []
-        if self.train.objective == "ctc":
-            from lalm.adapters import PROJECTORS
+        from lalm.train.objectives import OBJECTIVES
 
-            ctc = [n for n in PROJECTORS.names() if hasattr(PROJECTORS.get(n), "ctc_loss")]
-            if not any(b.projector.name in ctc and b.trainable for b in self.model.branches):
-                problems.append(f"train.objective=ctc needs a trainable branch with a CTC projector ({' or '.join(ctc)})")
-            if self.train.distill_weight:
-                problems.append("train.distill_weight works with train.objective=lm only (ctc runs no LLM)")
-        return problems
+        return OBJECTIVES.get(self.train.objective).check(self)
 
     def resolved_stages(self) -> list[tuple[str, AlignConfig]]:
         """(name, config) of each stage in order; without stages, one unnamed stage: this config."""
