@@ -25,6 +25,7 @@ from typing import Any
 from lalm import console
 from lalm.eval.items import DataError
 from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset
+from lalm.eval.scoring.ifeval import instruction_problem
 from lalm.jsonl import remove_stale_temps, write_json_atomic, write_jsonl_atomic
 
 #: VoiceBench's evaluator names -> the kit subset scored the same way.
@@ -71,17 +72,21 @@ FIELDS: dict[str, dict[str, str]] = {
     "airbench_chat": {**_OPEN, "answer_gt": SCALAR, "reference": SCALAR, "meta_info": SCALAR,
                       "question": SCALAR, "task_name": SCALAR},
 }
+FIELDS.update({name: _OPEN if s.judge == "required" else {} for name, s in SUBSETS.items() if name not in FIELDS})
 
 
 def field_problem(row: dict[str, Any], subset: str) -> str | None:
     """Why ``row``'s reference fields cannot be scored as ``subset`` (a wrong type), else None."""
-    for name, shape in FIELDS.get(subset, _OPEN).items():
+    for name, shape in FIELDS[subset].items():
         value = row.get(name)
         if value is not None and not SHAPES[shape](value):
             return f"`{name}` must be {shape}, not {_shown(value)}"
     ids, kwargs = row.get("instruction_id_list"), row.get("kwargs")
     if subset == "ifeval" and ids is not None and kwargs is not None and len(ids) != len(kwargs):
         return f"{len(ids)} instruction ids but {len(kwargs)} kwargs (one object per instruction)"
+    if subset == "ifeval" and ids is not None:  # each instruction's kwargs, as its checker takes them
+        pairs = zip(ids, kwargs or [{}] * len(ids))
+        return next(filter(None, (instruction_problem(i, kw, complete=False) for i, kw in pairs)), None)
     return None
 
 

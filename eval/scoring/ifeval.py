@@ -16,6 +16,7 @@ parity items scored with another item's reply name it in ``scored_reply_of``.
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,14 +41,44 @@ def loose_variants(response: str) -> list[str]:
     return trimmed + [t.replace("*", "") for t in trimmed]
 
 
+#: A checker's keyword annotation -> (what a value must be, the test), so a wrong type is a data error.
+_KWARG_TYPES = {
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "Sequence[str]": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+}
+
+
+def instruction_problem(instruction_id: Any, kwargs: Any, complete: bool = True) -> str | None:
+    """Why one instruction cannot be checked (an unknown id; kwargs its checker does not take, takes as
+    another type, or with ``complete``, lacks: parity mode draws missing ones at random, as the official
+    builders do), else None. Null kwargs count as absent, as in VoiceBench's data."""
+    if not isinstance(instruction_id, str) or instruction_id not in CHECKERS:
+        return f"unknown IFEval instruction id {instruction_id!r}; known: {', '.join(sorted(CHECKERS))}"
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        return f"{instruction_id}: kwargs must be an object, not {kwargs!r}"
+    params = {n: p for n, p in inspect.signature(CHECKERS[instruction_id]).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    given = {k: v for k, v in (kwargs or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(params))
+    missing = sorted(n for n, p in params.items() if complete and p.default is p.empty and n not in given)
+    if unknown or missing:
+        return (f"{instruction_id}: kwargs {unknown or missing} {'not taken' if unknown else 'missing'}; "
+                f"it takes {sorted(params) or 'none'}")
+    for name, value in given.items():
+        kind = _KWARG_TYPES.get(str(params[name].annotation))
+        if kind and not kind[1](value):
+            return f"{instruction_id}: kwarg {name} must be {kind[0]}, not {value!r}"
+    return None
+
+
 def check_instruction(
     instruction_id: str, kwargs: Mapping[str, Any] | None, response: str, *, loose: bool
 ) -> bool:
-    """Whether ``response`` follows one instruction; an unknown id is a data error and raises."""
-    if instruction_id not in CHECKERS:
-        raise ValueError(
-            f"unknown IFEval instruction id {instruction_id!r}; known: {', '.join(sorted(CHECKERS))}"
-        )
+    """Whether ``response`` follows one instruction; an instruction that cannot be checked (see
+    ``instruction_problem``) is a data error and raises a ValueError."""
+    problem = instruction_problem(instruction_id, kwargs)
+    if problem:
+        raise ValueError(problem)
     check = CHECKERS[instruction_id]
     args = {k: v for k, v in (kwargs or {}).items() if v is not None}
     candidates = loose_variants(response) if loose else [response]
