@@ -30,6 +30,7 @@ SCORER_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "ifeval": (("instruction_id_list",),),
     "short_answer": (("answers", "reference"),),
     "label_choice": (("reference",), ("choices",)),
+    "repeat": (("text",),),
     "airbench_foundation": (("answer_gt", "reference", "answer"), ("choices", "choice_a"), ("task_name",)),
     "airbench_chat": (("answer_gt", "reference"), ("meta_info",), ("question",)),
 }

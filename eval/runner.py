@@ -55,21 +55,30 @@ def _rows_by_id(path: Path) -> dict[str, dict]:
     return {str(row["id"]): row for row in read_jsonl_skip_torn_tail(path)}
 
 
-def _request(item: EvalItem, mode: str) -> Request:
+def _text_input(item: EvalItem, instruction: str | None) -> str | None:
+    """Text mode's request: the prompt; with a scorer's instruction (repeat), both, as the cascade sends
+    its transcript with the question, so text mode is the cascade with a perfect ASR."""
+    if instruction is None or item.prompt is None:
+        return item.prompt
+    return cascade_text(item.prompt, item.question or instruction)
+
+
+def _request(item: EvalItem, mode: str, instruction: str | None = None) -> Request:
     if mode == "text":
         if item.prompt is None:
             raise ValueError("the item has no text form for text mode")
-        return Request(item.prompt)
-    return Request(item.question, item.audio())
+        return Request(_text_input(item, instruction))
+    return Request(item.question or instruction, item.audio())
 
 
-def _row(item: EvalItem, mode: str, reply: Reply, seconds: float | None = None) -> dict[str, Any]:
+def _row(item: EvalItem, mode: str, reply: Reply, seconds: float | None = None,
+         instruction: str | None = None) -> dict[str, Any]:
     if mode == "text":
-        input_text = item.prompt
+        input_text = _text_input(item, instruction)
     elif mode == "cascade" and reply.transcript is not None:
-        input_text = cascade_text(reply.transcript, item.question)
+        input_text = cascade_text(reply.transcript, item.question or instruction)
     else:
-        input_text = item.question
+        input_text = item.question or instruction
     row: dict[str, Any] = {"id": item.id, "mode": mode, "prompt": item.prompt, "input_text": input_text}
     if reply.transcript is not None:
         row["transcript"] = reply.transcript
@@ -96,6 +105,7 @@ def generate(
     """
     rows = _rows_by_id(path)
     todo = [item for item in eval_set.items if rows.get(item.id, {}).get("response") is None]
+    instruction = SUBSETS[eval_set.scorer].instruction
     done = len(eval_set.items) - len(todo)
     with console.progress(
         total=len(eval_set.items),
@@ -109,16 +119,16 @@ def generate(
             out, asked, requests = [], [], []
             for item in batch:
                 try:
-                    requests.append(_request(item, mode))
+                    requests.append(_request(item, mode, instruction))
                     asked.append(item)
                 except (AudioError, ValueError) as err:  # this item only: reported, skipped, retried next run
-                    out.append(_row(item, mode, Reply(error=str(err))))
+                    out.append(_row(item, mode, Reply(error=str(err)), instruction=instruction))
             if requests:
                 model = responder()  # built on first use, outside the timing
                 started = time.perf_counter()
                 replies = model.respond(requests)
                 seconds = (time.perf_counter() - started) / len(requests)
-                out += [_row(item, mode, reply, seconds) for item, reply in zip(asked, replies)]
+                out += [_row(item, mode, reply, seconds, instruction) for item, reply in zip(asked, replies)]
             append_jsonl(path, out)
             bar.update(len(batch))
     return len(todo)
@@ -139,6 +149,9 @@ def _scorer_item(row: dict) -> dict[str, Any]:
         "prompt": row["prompt"],
         "response": row["response"],
         "judge_samples": row.get("judge_samples"),
+        # for scorers of what was heard (repeat); named apart from any reference field of the data
+        "eval_mode": row.get("mode"),
+        "eval_transcript": row.get("transcript"),
     }
 
 
@@ -181,9 +194,11 @@ def score(eval_set: EvalSet, mode: str, path: Path, options: ScoreOptions) -> di
         results, summary = _score_rows(eval_set, answered, final, path)
     else:
         results, summary = [], {"score": None, "n": 0, "status": "no answered items"}
+    lifted = SUBSETS[eval_set.scorer].row_fields
     for row, result in zip(answered, results):
         result = {k: v for k, v in result.items() if k not in ("id", "judge_samples", "judge_error")}
         row["result"] = result
+        row |= {k: result[k] for k in lifted if k in result}
     write_jsonl_atomic(path, ordered + others)
     failed = [row for row in ordered if row.get("response") is None]
     heard = [(row["prompt"], row["transcript"]) for row in ordered

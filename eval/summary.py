@@ -194,6 +194,13 @@ def _status(result: dict) -> str:
         notes.append(f"no answer found in {result['miss_rate']:.1f}%")
     if result.get("transcript_wer") is not None:
         notes.append(f"transcript WER {result['transcript_wer']:.3f} over {result.get('n_transcripts')} items")
+    if result.get("wer") is not None:  # the repeat scorer: its WER, and per engine (or a few speakers)
+        notes.append(f"WER {result['wer']:.3f} over {result.get('words')} words")
+        for key in ("engine", "speaker"):
+            groups = result.get(f"by_{key}") or {}
+            if 0 < len(groups) <= 12:
+                notes.append(f"WER by {key}: " + ", ".join(f"{name} {_number(g['wer'], 3)}"
+                                                          for name, g in groups.items()))
     if result.get("panda") is not None:
         notes.append(f"PANDA {result['panda']:.1f} ({result.get('panda_impl')})")
     if result.get("n_failed"):

@@ -23,6 +23,7 @@ from .mcq import MODES, extract_choice, score_mcq
 from .overall import OVERALL_SUBSETS, voicebench_overall
 from .panda import PandaFn, approx_panda, load_official_pedant, load_pedant
 from .refusal import score_refusal
+from .repeat import REPEAT_INSTRUCTION, score_repeat
 from .short_answer import score_label_choice, score_short_answer
 
 
@@ -45,7 +46,9 @@ class ScoreOptions:
 class Subset:
     """How one subset is scored: its benchmark, method, the scale of its score, default split, and
     whether it needs an LLM judge ("required": skipped without one; "optional": parity mode uses one
-    when given; "none")."""
+    when given; "none"). ``instruction``: text asked with every item that brings no question of its
+    own (with the clip, and with the text in text mode). ``row_fields``: per-item result fields also
+    copied to the top of the per-item rows."""
 
     name: str
     benchmark: str
@@ -54,6 +57,8 @@ class Subset:
     split: str | None
     score: Callable[[Sequence[Item], ScoreOptions], ScoreResult]
     judge: str = "none"
+    instruction: str | None = None
+    row_fields: tuple[str, ...] = ()
 
 
 def _open(name: str) -> Subset:
@@ -143,6 +148,16 @@ SUBSETS: dict[str, Subset] = {
             "0-100",
             None,
             lambda items, o: score_label_choice(items),
+        ),
+        Subset(
+            "repeat",
+            "kit",
+            "repeat what was said; score = 100 x (1 - corpus WER), the WER per engine/speaker beside it",
+            "0-100",
+            None,
+            lambda items, o: score_repeat(items),
+            instruction=REPEAT_INSTRUCTION,
+            row_fields=("wer", "heard"),
         ),
         Subset(
             "airbench_foundation",
