@@ -38,6 +38,9 @@ FAMILIES = [
     "ast",
     "clap",
     "clap_full",
+    "clap_fused",
+    "wav2vec2_ctc",
+    "qwen2_audio_full",
     "whisper",
     "qwen2_audio_encoder",
 ]
@@ -75,7 +78,33 @@ def save_tiny(kind: str, folder: Path) -> Path:
             )
         )
         extractor = tf.ASTFeatureExtractor(num_mel_bins=32, max_length=64)
-    elif kind in ("clap", "clap_full"):
+    elif kind == "wav2vec2_ctc":  # a fine-tuned folder: AutoModel keeps the base model
+        model, extractor = (
+            tf.Wav2Vec2ForCTC(tf.Wav2Vec2Config(**CONV, vocab_size=10)),
+            tf.Wav2Vec2FeatureExtractor(),
+        )
+    elif kind == "qwen2_audio_full":  # the whole Qwen2-Audio: only its audio tower is loaded
+        text = {
+            "model_type": "qwen2",
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "vocab_size": 64,
+        }
+        audio = {
+            "d_model": 16,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 32,
+            "num_mel_bins": 80,
+        }
+        model = tf.Qwen2AudioForConditionalGeneration(
+            tf.Qwen2AudioConfig(audio_config=audio, text_config=text)
+        )
+        extractor = tf.WhisperFeatureExtractor(feature_size=80)
+    elif kind in ("clap", "clap_full", "clap_fused"):
         audio = {
             "spec_size": 64,
             "num_mel_bins": 16,
@@ -85,8 +114,8 @@ def save_tiny(kind: str, folder: Path) -> Path:
             "num_attention_heads": [2, 2, 2],
             "window_size": 4,
         }
-        if kind == "clap":
-            model = tf.ClapAudioModel(tf.ClapAudioConfig(**audio))
+        if kind != "clap_full":
+            model = tf.ClapAudioModel(tf.ClapAudioConfig(**audio, enable_fusion=kind == "clap_fused"))
         else:
             text = {
                 "vocab_size": 50,
@@ -156,9 +185,14 @@ def test_a_batch_gives_each_clip_its_features_alone_and_the_length_rule_counts_t
         assert int(n[0]) == int(frames[i])
         torch.testing.assert_close(feats[i, : frames[i]], alone[0, : n[0]], atol=1e-4, rtol=1e-4)
     # AST: 5 time patches per 64-frame (0.64 s) window at this size; 101 per 10.24 s for the released ones.
-    expected_rate = {"ast": 5 / 0.64, "clap": 8.0, "clap_full": 8.0, "qwen2_audio_encoder": 25.0}.get(
-        kind, 50.0
-    )
+    expected_rate = {
+        "ast": 5 / 0.64,
+        "clap": 8.0,
+        "clap_full": 8.0,
+        "clap_fused": 8.0,
+        "qwen2_audio_encoder": 25.0,
+        "qwen2_audio_full": 25.0,
+    }.get(kind, 50.0)
     assert encoder.frame_rate == pytest.approx(expected_rate, rel=0.02)
 
 
@@ -202,6 +236,22 @@ def test_specs_and_configs_name_it(folders):
         parse_spec(f"hf:{folders['ast']}?layers=2")
     with pytest.raises(ValueError, match="not supported"):
         ENCODERS.get("hf")(random_config={"model_type": "bert"})
+
+
+def test_encoder_bench_puts_an_hf_spec_into_the_recipe(folders):
+    from lalm.config import load_config
+    from lalm.eval.encoder_bench import encoder_overrides
+    from lalm.train.config import AlignConfig
+
+    spec = parse_spec(f"hf:{folders['wavlm']}?layer=-2")
+    cfg = load_config(ROOT / "configs" / "tiny_align.yaml", encoder_overrides(spec), cls=AlignConfig)
+    encoder = cfg.model.branches[0].encoder
+    assert (encoder.name, encoder.path, encoder.random_config, encoder.options) == (
+        "hf",
+        str(folders["wavlm"]),
+        None,
+        {"layer": -2},
+    )
 
 
 def test_probe_runs_the_synthetic_tasks_with_hf_encoders(folders, tmp_path):

@@ -183,8 +183,10 @@ def test_an_upward_import_fails_and_names_the_line(tmp_path):
         },
     )
     assert violations(root, allowed={}) == [
-        "lalm/config.py:5: base imports eval/probe.py (commands); lower layers never import higher ones "
-        "(docs/architecture.md)"
+        (
+            "lalm/config.py:5: base imports eval/probe.py (commands); lower layers never import higher ones "
+            "(docs/architecture.md)"
+        )
     ]
     (root / "lalm/paths.py").write_text("from . import model\n")  # relative imports resolve too
     assert violations(root, allowed={})[1].startswith("lalm/paths.py:1: base imports lalm/model.py (model)")

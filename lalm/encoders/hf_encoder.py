@@ -301,11 +301,14 @@ class HFEncoder(AudioEncoder):
 
     def window_hidden(self, pieces: list[np.ndarray]) -> torch.Tensor:
         """[W, T, D] features of whole windows, T the frames of a full window."""
+        # Padded to the window the model's positions cover (30 s for the released ones), whatever
+        # chunk length the extractor was saved with.
+        window = {"padding": "max_length", "max_length": self.params["window"]}
         if self.family == "whisper":  # stock Whisper: 30 s of silence-padded mels, nothing masked
-            inputs = self.extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            inputs = self.extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt", **window)
             return self.select(self.run(input_features=inputs["input_features"]))
         if self.family == "qwen2_audio":  # stock Qwen2-Audio masks the padded conv frames' keys
-            inputs = self.extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            inputs = self.extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt", **window)
             steps = inputs["input_features"].shape[-1] // 2
             valid = qwen2_audio_conv_frames(torch.tensor([p.size for p in pieces]))
             keep = torch.arange(steps)[None, :] < valid[:, None]
@@ -325,7 +328,10 @@ class HFEncoder(AudioEncoder):
         inputs = self.extractor(
             pieces, sampling_rate=rate, return_tensors="pt", truncation="fusion" if fusion else "rand_trunc"
         )
-        return self.select(self.run(input_features=inputs["input_features"], is_longer=inputs["is_longer"]))
+        # No window is longer than the model's length; the extractor's fusion mode marks a random one
+        # longer anyway when none is, which would make a clip's features depend on its batch.
+        is_longer = torch.zeros_like(inputs["is_longer"])
+        return self.select(self.run(input_features=inputs["input_features"], is_longer=is_longer))
 
     def run(self, **inputs):
         device = next(self.model.parameters()).device
@@ -445,9 +451,18 @@ def load_extractor(path: str | None, config):
     """The model's own feature extractor, or the family default for random weights."""
     import transformers as tf
 
-    if path is not None:
-        return tf.AutoFeatureExtractor.from_pretrained(resolve_path(path))
     family, cfg = family_of(config.model_type), audio_config(config)
+    if path is not None:
+        try:
+            extractor = tf.AutoFeatureExtractor.from_pretrained(resolve_path(path))
+        except OSError as err:
+            raise FileNotFoundError(
+                f"hf encoder {path}: no feature extractor (preprocessor_config.json); save it "
+                f"beside the model with save_pretrained ({err})"
+            ) from err
+        if family == "ast":  # the model's position table fixes the frames per window
+            extractor.max_length = cfg.max_length
+        return extractor
     if family == "conv":
         return tf.Wav2Vec2FeatureExtractor(return_attention_mask=True)
     if family in ("whisper", "qwen2_audio"):
