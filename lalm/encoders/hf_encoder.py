@@ -14,7 +14,8 @@ holding the model and its feature extractor. What differs per family is handled 
   clip is cut into windows, every window is padded by the extractor as the model was trained (so a
   clip's features never depend on its batch), and the valid frames of each window are joined.
   AST's patch grid and CLAP's Swin maps are averaged over frequency into a time sequence; CLAP's
-  extractor works at 48 kHz, so windows are resampled (soxr) first.
+  extractor works at 48 kHz, so windows are resampled (soxr) first;
+  fusion models see every window as not longer than their length (it never is).
 
 `layer` picks the features: `last` (the model's `last_hidden_state`, final norm included), an index
 into `hidden_states` (0 = the input of the first layer, negatives count from the end), or `all`, the
