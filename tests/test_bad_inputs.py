@@ -133,6 +133,7 @@ def test_a_rerun_removes_the_temporary_files_a_killed_run_left(tmp_path, capsys)
     ("fbank?num_mel_bins=1.5", "takes a whole number"),
     ("whisper:random:tiny?pad_to_seconds=[1]", "takes a number"),
     ("fbank?num_mel_bins=999", "between 8 and 256"),
+    ("fbank?num_mel_bins=[", "is not a value"),
 ])
 def test_an_encoder_spec_is_checked_whole_before_anything_loads(spec, fragment, capsys):
     with pytest.raises(SpecError, match=fragment):

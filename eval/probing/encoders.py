@@ -104,7 +104,11 @@ def _options(query: str, text: str) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise SpecError(f"--encoder {text!r}: option {pair!r} needs a value (OPTION=VALUE)")
-        options[key] = yaml.safe_load(value)
+        try:
+            options[key] = yaml.safe_load(value)  # 40 -> 40, true -> True, [1, 2] -> a list
+        except yaml.YAMLError as err:
+            raise SpecError(f"--encoder {text!r}: option {key}={value!r} is not a value "
+                            f"({str(err).splitlines()[0]}); quote a string, e.g. {key}='...'") from err
     return options
 
 
