@@ -77,7 +77,7 @@ class ChatSession:
         """An APIError, as the server answers, when the prompt and the answer exceed the LLM's context:
         generating from it would run for ages or fail. Without a known context, the server's
         default prompt limit is the bound."""
-        length = len(self.model.processor.encode(conversation, [c.samples for c in clips]).input_ids)
+        length = len(self.model.encode_prompt(conversation, clips)[0].input_ids)
         context = getattr(self.model.llm.config, "max_position_embeddings", None) or Limits.max_prompt_tokens
         check_context(length, self.sampling.max_new_tokens, context)
 

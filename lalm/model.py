@@ -18,7 +18,7 @@ from lalm.clips import AudioInput, EncodedClip, as_waveform, batch_clips, encode
 from lalm.config import ModelConfig
 from lalm.encoders import ENCODERS, AudioEncoder
 from lalm.llm import load_llm
-from lalm.processor import IGNORE, Conversation, LALMProcessor, collate
+from lalm.processor import IGNORE, Conversation, Encoded, LALMProcessor, collate
 from lalm.recognizers import build_recognizer
 
 
@@ -153,6 +153,26 @@ class LALM(nn.Module):
         server, eval, training and the feature cache use it."""
         recognize = self.recognizer.transcribe if self.recognizer is not None and transcribe else None
         return encode_clips(self.encode_audio, audio, self.device, recognize)
+
+    @property
+    def reads_content(self) -> bool:
+        """Whether a prompt depends on what its clips say (a transcript in the layout, or a projector whose
+        length depends on content): such clips are encoded before the prompt can be measured."""
+        return self.processor.needs_transcripts or bool(self.processor.dynamic)
+
+    def encode_prompt(self, conversation: Conversation, audio: list[AudioInput]) -> tuple[Encoded, list[AudioInput]]:
+        """The prompt's ids and slots, and the clips, encoded where the prompt needed it (pass them on
+        to `generate_batch` so nothing is encoded twice). The exact length the LLM will see: the
+        server's and the chat's context checks use it."""
+        if self.reads_content:
+            audio = self.encode_clips(audio)
+        clips = [a for a in audio if isinstance(a, EncodedClip)]
+        if self.processor.dynamic:
+            positions = self.clip_counts(self.project(self.batch_clips(clips))) if clips else []
+        else:
+            positions = [a.samples if isinstance(a, EncodedClip) else as_waveform(a).numel() for a in audio]
+        transcripts = [c.transcript or "" for c in clips] if self.processor.needs_transcripts else None
+        return self.processor.encode(conversation, positions, transcripts=transcripts), audio
 
     def encode_clip(self, audio: AudioInput) -> EncodedClip:
         """One clip through the frozen encoders; pass the result to `generate` in later turns."""

@@ -82,7 +82,7 @@ class ChatRequest:
     """A validated request: the conversation in the kit's format and its clips (16 kHz mono)."""
 
     conversation: Conversation
-    audio: list[np.ndarray]
+    audio: list  # 16 kHz mono arrays; EncodedClips once admitted by a model whose prompt reads content
     sampling: Sampling
     stream: bool = False
     include_usage: bool = False

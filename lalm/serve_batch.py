@@ -95,7 +95,10 @@ def admit(model: LALM, request: ChatRequest, context: int | None, max_prompt_tok
     APIError if it does not render or fit. Called in the request's own thread, before it joins a
     batch, so a prompt that cannot be encoded fails alone and costs the model thread nothing."""
     try:
-        length = len(model.processor.encode(request.conversation, [len(a) for a in request.audio]).input_ids)
+        # A model that reads content (a transcript in its prompt) encodes the clips here, in the request's
+        # own thread; the encoded clips go on with the request, so the model thread does not redo them.
+        encoded, request.audio = model.encode_prompt(request.conversation, request.audio)
+        length = len(encoded.input_ids)
     except (ValueError, TypeError, TemplateError) as err:  # the processor, tokenizer, or chat template
         raise APIError(400, f"the conversation cannot be rendered: {err}", "messages") from err
     if max_prompt_tokens is not None and length > max_prompt_tokens:

@@ -174,3 +174,31 @@ def make_corpus(folder: Path, n: int = 6) -> Path:
     manifest = folder / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
+
+
+TINY_WHISPER_WORDS = ["hello", "world", "cat", "dog", "sat", "on", "the", "mat", "a", "big", "red", "sun"]
+
+
+def write_tiny_whisper(folder: Path) -> Path:
+    """A tiny random transformers Whisper (encoder + decoder) with a word-level tokenizer: text tokens
+    first, then the specials, so every id above <|endoftext|> is special as in the real vocabulary."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"]
+    vocab = {w: i for i, w in enumerate(TINY_WHISPER_WORDS + specials)}
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="a"))
+    tokenizer.pre_tokenizer = Whitespace()
+    tokenizer.add_special_tokens(specials)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = WhisperConfig(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                           decoder_ffn_dim=32, num_mel_bins=80, max_source_positions=1500, max_target_positions=64,
+                           eos_token_id=vocab["<|endoftext|>"], decoder_start_token_id=vocab["<|startoftranscript|>"],
+                           pad_token_id=vocab["<|endoftext|>"], suppress_tokens=[], begin_suppress_tokens=[])
+    torch.manual_seed(0)
+    WhisperForConditionalGeneration(config).save_pretrained(folder)
+    return folder

@@ -5,10 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer
-from tokenizers.models import WordLevel
-from tokenizers.pre_tokenizers import Whitespace
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from tests.helpers import TINY_WHISPER_WORDS, write_tiny_whisper
 
 from lalm import LALM, load_config
 from lalm.clips import pad_waveforms
@@ -16,28 +13,9 @@ from lalm.config import ConfigError
 from lalm.paths import kit_config
 from lalm.recognizers import RECOGNIZERS, build_recognizer
 
-WORDS = ["hello", "world", "cat", "dog", "sat", "on", "the", "mat", "a", "big", "red", "sun"]
-
-
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory):
-    """A tiny random transformers Whisper with a word-level tokenizer: text tokens first, then the
-    specials, so every id above <|endoftext|> is special as in the real vocabulary."""
-    folder = tmp_path_factory.mktemp("whisper")
-    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"]
-    vocab = {w: i for i, w in enumerate(WORDS + specials)}
-    tokenizer = Tokenizer(WordLevel(vocab, unk_token="a"))
-    tokenizer.pre_tokenizer = Whitespace()
-    tokenizer.add_special_tokens(specials)
-    tokenizer.save(str(folder / "tokenizer.json"))
-    config = WhisperConfig(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                           decoder_ffn_dim=32, num_mel_bins=80, max_source_positions=1500, max_target_positions=64,
-                           eos_token_id=vocab["<|endoftext|>"], decoder_start_token_id=vocab["<|startoftranscript|>"],
-                           pad_token_id=vocab["<|endoftext|>"], suppress_tokens=[], begin_suppress_tokens=[])
-    torch.manual_seed(0)
-    WhisperForConditionalGeneration(config).save_pretrained(folder)
-    return folder
+    return write_tiny_whisper(tmp_path_factory.mktemp("whisper"))
 
 
 def clips(rng, seconds=(0.7, 1.6, 2.3)):
@@ -55,7 +33,7 @@ def test_batched_transcripts_equal_one_at_a_time(whisper_dir, rng):
     batched = recognizer.transcribe(*pad_waveforms(waves))
     alone = [recognizer.transcribe(*pad_waveforms([w]))[0] for w in waves]
     assert batched == alone
-    assert all(set(t.split()) <= set(WORDS) for t in batched)
+    assert all(set(t.split()) <= set(TINY_WHISPER_WORDS) for t in batched)
     # The per-clip limit: 10 + tokens_per_second * seconds tokens, whatever a random decoder emits.
     limited = build_recognizer("whisper", str(whisper_dir), {"tokens_per_second": 0.0})
     assert all(len(t.split()) <= 10 for t in limited.transcribe(*pad_waveforms(waves)))
