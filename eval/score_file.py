@@ -26,7 +26,7 @@ from lalm import console
 from lalm.eval.items import DataError
 from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset
 from lalm.eval.scoring.ifeval import instruction_problem
-from lalm.jsonl import remove_stale_temps, write_json_atomic, write_jsonl_atomic
+from lalm.jsonl import TOO_DEEP, remove_stale_temps, write_json_atomic, write_jsonl_atomic
 
 #: VoiceBench's evaluator names -> the kit subset scored the same way.
 OFFICIAL_EVALUATORS = {"mcq": "mmsu", "harm": "advbench", "qa": "sd-qa", "open": "commoneval"}
@@ -116,7 +116,7 @@ def read_replies(path: Path, subset: str = "") -> tuple[list[dict[str, Any]], li
             except json.JSONDecodeError as err:
                 reason = f"not valid JSON ({err.msg} at column {err.colno})"
             except RecursionError:  # json's decoder recurses once per level of nesting
-                reason = "JSON nested too deeply"
+                reason = TOO_DEEP
             if isinstance(row, list) and row and isinstance(row[0], dict):
                 row = row[0]  # VoiceBench's ifeval reader takes a list row's first element too
             if reason is None and not isinstance(row, dict):

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+TOO_DEEP = "JSON nested too deeply (arrays or objects inside each other thousands of levels down)"
+
 
 def dumps(row: Any) -> str:
     """One JSON line (without the newline); non-ASCII text stays readable rather than \\u-escaped."""
@@ -92,6 +94,8 @@ def parse_object(line: str) -> dict:
         value = json.loads(line)
     except json.JSONDecodeError as err:
         raise ValueError(f"not valid JSON ({err})") from err
+    except RecursionError as err:  # json's decoder recurses once per level of nesting
+        raise ValueError(TOO_DEEP) from err
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")  # noqa: TRY004 (bad data, one error type with bad JSON)
     return value
@@ -102,6 +106,8 @@ def _parse(path: str | Path, number: int, line: str, hint: str = "") -> Any:
         return json.loads(line)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}:{number}: not valid JSON ({err}){hint}") from err
+    except RecursionError as err:
+        raise ValueError(f"{path}:{number}: {TOO_DEEP}") from err
 
 
 def iter_jsonl(path: str | Path) -> Iterator[dict]:
@@ -145,6 +151,8 @@ def read_json(path: str | Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise ValueError(f"{path}: {TOO_DEEP}") from err
 
 
 # --- appending -----------------------------------------------------------------------------------

@@ -95,6 +95,32 @@ def test_a_file_of_only_bad_rows_is_one_error_after_its_skip_lines(subset, row, 
     assert f"replies.jsonl:1: {fragment}" in err
 
 
+@pytest.mark.parametrize("mode", ["strict", "parity"])
+def test_a_reply_nested_too_deeply_is_not_json_to_the_json_checker(mode, tmp_path, capsys):
+    row = {**GOOD, "instruction_id_list": ["detectable_format:json_format"], "response": "[" * 100_000}
+    assert score_file(tmp_path, [row], "ifeval", "--score-mode", mode) == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "o" / "ifeval.scores.jsonl").read_text())
+    assert result["scores"]["strict"] == 0
+
+
+def test_json_nested_too_deeply_in_any_kit_file_is_a_bad_row_or_one_error(tmp_path):
+    """The same class outside score-file: a task's manifest line or task.json, a data_gen manifest line."""
+    deep = "[" * 100_000 + "]" * 100_000
+    folder = task_folder(tmp_path)
+    (folder / "manifest.jsonl").write_text(json.dumps(ROW) + "\n" + deep + "\n")
+    with pytest.raises(DataError, match=r"manifest.jsonl:2: JSON nested too deeply"):
+        read_task(folder)
+    (folder / "task.json").write_text(deep)
+    with pytest.raises(ValueError, match=r"task.json: JSON nested too deeply"):
+        read_task(folder)
+    from lalm.data_gen.sources import jsonl_records
+
+    source = tmp_path / "rows.jsonl"
+    source.write_text(deep + "\n")
+    (record,) = list(jsonl_records(source))
+    assert record.error.startswith("json: JSON nested too deeply")
+
+
 def test_numbers_as_answers_are_scored_as_their_text(tmp_path, capsys):
     assert score_file(tmp_path, [{"response": "It is 42.", "answers": [42, 7]}], "short_answer") == 0
     assert "headline: 100.00" in capsys.readouterr().out

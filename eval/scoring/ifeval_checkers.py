@@ -123,7 +123,7 @@ def json_format(response: str) -> bool:
         text = text.removeprefix(prefix)
     try:
         json.loads(text.removesuffix("```").strip())
-    except ValueError:
+    except (ValueError, RecursionError):  # a reply nested too deeply to parse is not JSON either
         return False
     return True
 

@@ -405,7 +405,7 @@ def _json_format(s: _Settings) -> Predicate:
             body = body.removeprefix(fence)
         try:
             json.loads(body.removesuffix("```").strip())
-        except ValueError:
+        except (ValueError, RecursionError):  # a reply nested too deeply to parse is not JSON either
             return False
         return True
 
