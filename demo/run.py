@@ -133,34 +133,41 @@ def evaluate(model: Path, manifest: Path, name: str, scorer: str, out: Path, max
 
 
 def report(out: Path) -> None:
-    """The demo's result: content and voice questions per mode, and what the model heard."""
-    content = json.loads((out / "eval" / "summary.json").read_text())["sets"]["spoken_qa"]["modes"]
+    """The demo's result: content and voice questions per mode (and per engine, per question), and what
+    the model heard."""
+    content = modes_of(out / "eval", "spoken_qa")
     print("\nunseen spoken questions, voices never trained on (content):")
-    print("  " + ", ".join(f"{mode} {content[mode]['score']:.1f} %" for mode in ("audio", "cascade", "text")))
+    print_modes(content)
     if content["text"].get("score"):
         print(f"  speech/text {content['audio']['score'] / content['text']['score']:.2f}, "
               f"cascade/text {content['cascade']['score'] / content['text']['score']:.2f}")
+    print_groups(content, "engine")
     for mode in ("audio", "cascade"):
         if content[mode].get("transcript_wer") is not None:
             print(f"  heard WER ({mode}): {content[mode]['transcript_wer']:.3f} ({content[mode]['n_transcripts']} clips)")
-    voice = json.loads((out / "eval_voice" / "summary.json").read_text())["sets"]["voice_qa"]["modes"]
+    voice = modes_of(out / "eval_voice", "voice_qa")
     print("questions about the voice (gender, pace), voices never trained on:")
-    print("  " + ", ".join(f"{mode} {voice[mode]['score']:.1f} %" for mode in ("audio", "cascade", "text")))
-    fields = voice_fields(out)
-    for field, modes in fields.items():
-        print(f"  {field}: " + ", ".join(f"{mode} {acc:.1f} %" for mode, acc in modes.items()))
+    print_modes(voice)
+    print_groups(voice, "field")
+    print_groups(voice, "engine")
 
 
-def voice_fields(out: Path) -> dict[str, dict[str, float]]:
-    """Accuracy per question field and mode, from the per-item scores."""
-    from lalm.jsonl import iter_jsonl
+def modes_of(folder: Path, name: str) -> dict:
+    return json.loads((folder / "summary.json").read_text())["sets"][name]["modes"]
 
-    tallies: dict[str, dict[str, list[bool]]] = {}
-    for path in sorted((out / "eval_voice").glob("*/scores*.jsonl")):
-        for row in iter_jsonl(path):
-            field = str(row.get("id", "")).rsplit("-", 1)[-1]
-            tallies.setdefault(field, {}).setdefault(path.parent.name, []).append(bool(row.get("correct")))
-    return {f: {m: 100 * sum(v) / len(v) for m, v in sorted(modes.items())} for f, modes in tallies.items()}
+
+def print_modes(modes: dict) -> None:
+    print("  " + ", ".join(f"{mode} {modes[mode]['score']:.1f} %" for mode in ("audio", "cascade", "text")))
+
+
+def print_groups(modes: dict, key: str) -> None:
+    """One line per group (engine, question kind): its accuracy in each mode."""
+    names = sorted({name for mode in modes.values() for name in (mode.get(f"by_{key}") or {})})
+    for name in names:
+        cells = [f"{mode} {modes[mode][f'by_{key}'][name]['score']:.0f} %" for mode in ("audio", "cascade", "text")
+                 if name in (modes[mode].get(f"by_{key}") or {})]
+        n = next(modes[m][f"by_{key}"][name]["n"] for m in modes if name in (modes[m].get(f"by_{key}") or {}))
+        print(f"    {key} {name} ({n}): " + ", ".join(cells))
 
 
 def paths_under(out: Path) -> list[str]:

@@ -25,6 +25,7 @@ from lalm.audio import AudioError
 from lalm.eval.items import DataError, EvalItem, EvalSet
 from lalm.eval.models import Reply, Request, Responder, cascade_text
 from lalm.eval.scoring import SUBSETS, ScoreOptions, score_subset
+from lalm.eval.scoring.breakdown import accuracy_by_group
 from lalm.eval.scoring.judge import Judge, JudgeError
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
 from lalm.wer import wer
@@ -192,6 +193,7 @@ def score(eval_set: EvalSet, mode: str, path: Path, options: ScoreOptions) -> di
         final = replace(options, judge=_ReplayJudge(options.judge.config))
     if answered:
         results, summary = _score_rows(eval_set, answered, final, path)
+        summary = {**summary, **accuracy_by_group([row.get("fields") or {} for row in answered], results)}
     else:
         results, summary = [], {"score": None, "n": 0, "status": "no answered items"}
     lifted = SUBSETS[eval_set.scorer].row_fields

@@ -347,3 +347,15 @@ def test_label_choice_reads_the_label_named_first():
     assert [r["named"] for r in results] == ["female", "female", "male", None]
     assert [r["correct"] for r in results] == [True, False, True, False]
     assert summary == {"score": 50.0, "n": 4, "miss_rate": 25.0}
+
+
+def test_accuracy_by_engine_and_question_kind():
+    from lalm.eval.scoring.breakdown import accuracy_by_group
+
+    fields = [{"meta": {"engine": "kokoro"}, "field": "gender"}, {"meta": {"engine": "kokoro"}, "field": "pace"},
+              {"meta": {"engine": "flite"}, "field": "gender"}, {}]
+    results = [{"correct": True}, {"correct": False}, {"correct": True}, {"correct": False}]
+    out = accuracy_by_group(fields, results)
+    assert out["by_engine"] == {"flite": {"score": 100.0, "n": 1}, "kokoro": {"score": 50.0, "n": 2}}
+    assert out["by_field"] == {"gender": {"score": 100.0, "n": 2}, "pace": {"score": 0.0, "n": 1}}
+    assert accuracy_by_group(fields, [{"wer": 0.1}] * 4) == {}  # scorers without `correct` get none
