@@ -28,7 +28,7 @@ from lalm.config import load_config
 from lalm.demo.run import speak_corpus
 from lalm.errors import run_command
 from lalm.eval.items import DataError
-from lalm.eval.probing.encoders import EncoderSpec, parse_spec
+from lalm.eval.probing.encoders import Encoder, EncoderSpec, SpecError, parse_spec
 from lalm.eval.probing.tasks import read_task
 from lalm.jsonl import read_json, write_atomic, write_json_atomic, write_jsonl_atomic
 from lalm.stages import stage as run_once
@@ -81,6 +81,11 @@ def check_args(args: argparse.Namespace) -> tuple[list[EncoderSpec], AlignConfig
     cfg = load_config(args.config, cls=AlignConfig)  # fails here, before any stage, if the recipe is bad
     for spec in specs:  # the recipe with each encoder in its first branch, as its training stage loads it
         load_config(args.config, encoder_overrides(spec), cls=AlignConfig)
+    for spec in specs:  # built once (seconds each): option ranges and weights fail now, not in a training stage
+        try:
+            Encoder(spec)
+        except ValueError as err:
+            raise SpecError(f"--encoder {spec.label!r}: {err}") from err
     return specs, cfg
 
 

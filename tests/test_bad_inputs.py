@@ -242,6 +242,7 @@ def test_probe_skip_lines_name_the_manifest_line(tmp_path, capsys):
 @pytest.mark.parametrize("extra, fragment", [
     (["--encoder", "whisper:/nonexistent"], "no such file or folder"),
     (["--encoder", "fbank?num_mel_bins=abc"], "takes a whole number"),
+    (["--encoder", "whisper:random:test?pad_to_seconds=40"], "pad_to_seconds must be between 0 and 30"),
     (["--encoder", "fbank", "--gender-size", "0"], "--gender-size must be at least 1"),
     (["--encoder", "fbank", "--steps", "-5"], "--steps must be at least 1"),
     (["--encoder", "fbank", "--corpus-size", "0"], "--corpus-size must be at least 1"),
