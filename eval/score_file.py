@@ -123,7 +123,7 @@ def read_replies(path: Path, subset: str = "") -> tuple[list[dict[str, Any]], li
                 reason = f"a JSON {type(row).__name__}, not an object"
             elif reason is None and not isinstance(row.get("response"), str):
                 reason = "no string `response` (the reply to score)"
-            elif reason is None:
+            elif reason is None and subset:
                 reason = field_problem(row, subset)
             if reason:
                 rejects.append({"file": str(path), "line": number, "reason": reason})
