@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(labels)) != len(labels):
         raise DataError(f"--encoder: two encoders share a label ({', '.join(labels)}); name them LABEL=SPEC")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: a file is there, --out names a folder; give another path")
     tasks = [read_task(d) for d in find_tasks(args, out)]
     results = {s.label: {} for s in specs}
     for spec in specs:

@@ -23,7 +23,9 @@ class UserError(Exception):
     """A problem the user must fix; its message says what and how."""
 
 
-PATH_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+# FileExistsError: a folder the user named (`--out`) is a file.
+PATH_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                                            PermissionError)
 
 
 def run_command(job: Callable[[], Any], errors: tuple[type[BaseException], ...] = ()) -> int:

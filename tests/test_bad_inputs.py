@@ -132,6 +132,19 @@ def test_out_naming_a_file_is_refused_before_scoring(tmp_path, capsys):
     assert "--out" in one_error(capsys.readouterr().err) and (tmp_path / "o").read_text() == "mine"
 
 
+def test_out_naming_a_file_is_one_error_in_the_other_commands_too(tmp_path, capsys):
+    from lalm.errors import run_command
+
+    file = tmp_path / "results"
+    file.write_text("mine")
+    assert run_probe(["--encoder", "fbank", "--tasks", "gender", "--out", str(file)]) == 2
+    assert "--out" in one_error(capsys.readouterr().err)
+    # any command: a folder the user named that is a file, met deeper down, is still one error line
+    assert run_command(lambda: (file / "sub").mkdir(parents=True, exist_ok=True)) == 2
+    assert run_command(lambda: file.mkdir(parents=True, exist_ok=True)) == 2
+    assert file.read_text() == "mine"
+
+
 def test_a_rerun_removes_the_temporary_files_a_killed_run_left(tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
