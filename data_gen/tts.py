@@ -17,6 +17,7 @@ import json
 import random
 import shutil
 import subprocess
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ TARGET_DBFS = -20.0
 PEAK = 0.99
 
 Range = tuple[float, float]
+#: piper and kokoro phonemise with the espeak-ng library, whose state is global (and may be one copy for
+#: both in a process): one phonemisation at a time, across engines; the ONNX models then run in parallel.
+ESPEAK_LIBRARY_LOCK = threading.Lock()
 
 
 class TTSError(UserError, RuntimeError):

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from lalm.data_gen.tts import CATALOGUE, TTS, TTS_ENGINES, Range, TTSError, Voice
+from lalm.data_gen.tts import CATALOGUE, ESPEAK_LIBRARY_LOCK, TTS, TTS_ENGINES, Range, TTSError, Voice
 
 LANG = "en-us"
 
@@ -61,8 +61,6 @@ class KokoroTTS(TTS):
                 raise self.missing(f"the {package} package ({err})") from err
         self.engine = None
         self.load_lock = threading.Lock()
-        # kokoro-onnx phonemises with the espeak-ng library, whose state is global: one thread at a time.
-        self.phonemise_lock = threading.Lock()
 
     @classmethod
     def spec_name(cls, name: str) -> str:
@@ -105,7 +103,7 @@ class KokoroTTS(TTS):
     def speak(self, text: str, voice: Voice) -> np.ndarray:
         engine = self.load()
         style = sum(weight * engine.voices[name] for name, weight in parse_blend(voice.name))
-        with self.phonemise_lock:
+        with ESPEAK_LIBRARY_LOCK:
             phonemes = engine.tokenizer.phonemize(text, LANG)
         try:
             audio, rate = engine.create(phonemes, voice=style, speed=voice.speed, lang=LANG, is_phonemes=True)

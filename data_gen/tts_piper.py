@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from lalm.data_gen.tts import CATALOGUE, TTS, TTS_ENGINES, Range, TTSError, Voice
+from lalm.data_gen.tts import CATALOGUE, ESPEAK_LIBRARY_LOCK, TTS, TTS_ENGINES, Range, TTSError, Voice
 
 #: Silence between the sentences Piper speaks one at a time.
 SENTENCE_GAP_S = 0.2
@@ -42,8 +42,6 @@ class PiperTTS(TTS):
             raise self.missing(f"the piper-tts package ({err})") from err
         self.loaded: dict[str, object] = {}
         self.load_lock = threading.Lock()
-        # Piper phonemises with the espeak-ng library, whose state is global: one thread at a time.
-        self.phonemise_lock = threading.Lock()
 
     def canonical(self, name: str) -> str:
         if name in self.MODELS:
@@ -80,7 +78,7 @@ class PiperTTS(TTS):
         from piper import SynthesisConfig
 
         model = self.model(voice.name)
-        with self.phonemise_lock:
+        with ESPEAK_LIBRARY_LOCK:
             sentences = [s for s in model.phonemize(text) if s]
         if not sentences:
             raise TTSError(f"piper voice {voice.name}: nothing to speak in {text!r}")

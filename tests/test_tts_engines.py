@@ -131,8 +131,9 @@ def test_voice_spec_errors_say_what_is_wrong(spec, error):
 
 def test_voice_files_keep_loading_and_take_engine_specs(tmp_path):
     demo = parse_voices(f"@{ROOT / 'demo' / 'data' / 'voices.json'}:train")
-    assert len(demo) > 100 and {s.engine for s in demo} == {"espeak"}
-    assert {s.gender for s in demo} == {"male", "female"}
+    assert len(demo) > 100 and "espeak" in {s.engine for s in demo}
+    assert {s.gender for s in demo} == {"male", "female"} and all(s.training for s in demo)
+    assert parse_voices(f"@{ROOT / 'demo' / 'data' / 'voices.json'}:eval")
     mixed = tmp_path / "voices.json"
     mixed.write_text(json.dumps({"train": {"piper:joe": None, "kokoro:jf_nezumi:speed=0.9": "female",
                                            "en+m7": "male"}}))
