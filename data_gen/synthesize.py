@@ -43,7 +43,7 @@ OWN_FIELDS = ("id", "audio", "text", "duration", "meta")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m data_gen.synthesize",
-        description="Speak every row of a JSONL text set with a TTS engine: writes OUT_DIR/wavs/*.wav (16 kHz "
+        description="Speak every row of a JSONL text set with TTS voices: writes OUT_DIR/wavs/*.wav (16 kHz "
                     "mono) and OUT_DIR/manifest.jsonl in the ASR-manifest format, plus manifest.rejects.jsonl "
                     "and manifest.summary.json. Rerunning the same command resumes.",
         formatter_class=HelpFormatter,
