@@ -89,9 +89,12 @@ def parse_voice_spec(item: str, default_engine: str = "espeak", gender: str | No
                          f"give its gender, e.g. {engine}:{name}:gender=female")
     if gender not in GENDERS:
         raise ValueError(f"voice {item!r}: gender {gender!r} is not one of {', '.join(GENDERS)}")
-    weight = parse_range(options["weight"], "weight")[0] if "weight" in options else 1.0
-    if weight <= 0:
-        raise ValueError(f"voice {item!r}: weight must be positive")
+    try:
+        weight = float(options.get("weight", 1.0))
+    except ValueError:
+        weight = -1.0
+    if not weight > 0:
+        raise ValueError(f"voice {item!r}: weight must be a positive number")
     return VoiceSpec(engine, name, gender,
                      parse_range(options["speed"], "speed") if "speed" in options else None,
                      parse_range(options["pitch"], "pitch") if "pitch" in options else None, weight)

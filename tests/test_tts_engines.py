@@ -126,7 +126,8 @@ def test_voice_specs_mix_engines_with_options_and_blends():
     ("kokoro:jf_alpha*0.5+jm_kumo*0.5", "give its gender"),
     ("kokoro:jf_alpha+jf_alpha", "appears twice"),
     ("piper:joe:speed=fast", "expected LO-HI or one value"),
-    ("espeak:en+m3:weight=0", "weight must be positive"),
+    ("espeak:en+m3:weight=0", "weight must be a positive number"),
+    ("espeak:en+m3:weight=2-3", "weight must be a positive number"),
 ])
 def test_voice_spec_errors_say_what_is_wrong(spec, error):
     with pytest.raises(ValueError, match=error.replace("*", r"\*").replace("+", r"\+")):
