@@ -227,10 +227,14 @@ OTHER = {"id": "c1", "audio": "1.wav", "label": "b", "split": "test"}
     ({"kind": "multilabel"}, [{**ROW, "label": [1]}, OTHER], "`label` must be a class name or a list"),
     (None, [{**ROW, "id": 3}, OTHER], "`id` must be a non-empty string"),
     (None, [{**ROW, "audio": None}, OTHER], "`audio` must be a path"),
-    ({"protocol": "folds", "folds": 2}, [{**ROW, "fold": True}, OTHER], "`fold` must be a whole number"),
+    ({"protocol": "folds", "folds": 3}, [{**ROW, "fold": True}, OTHER], "`fold` must be a whole number"),
     (None, [{**ROW, "group": {"s": 1}}, OTHER], "`group` must be a string or number"),
     (None, [ROW, {**OTHER, "id": "c0"}], "id 'c0' is already on line 1"),
     (None, [ROW, {**OTHER, "label": "a"}], "every clip has the label ['a']"),
+    (None, [ROW, {**OTHER, "split": "train"}], "no clip has split test"),
+    (None, [ROW, OTHER], "too few train clips"),
+    ({"protocol": "folds", "folds": 2}, [{**ROW, "fold": 1}, {**OTHER, "fold": 2}], "needs folds >= 3"),
+    ({"protocol": "folds", "folds": 3}, [{**ROW, "fold": 1}, {**OTHER, "fold": 2}], "fold(s) [3] have no clips"),
 ])
 def test_a_task_folder_with_wrong_types_or_degenerate_data_is_refused(info, rows, fragment, tmp_path):
     with pytest.raises(DataError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
@@ -242,7 +246,8 @@ def test_probe_skip_lines_name_the_manifest_line(tmp_path, capsys):
     tone = (0.3 * np.sin(np.arange(8000) * 0.1)).astype(np.float32)
     for i in range(3):
         sf.write(tmp_path / f"{i}.wav", tone, 16000)
-    clips = [Clip(str(i), str(tmp_path / f"{i}.wav"), "ab"[i % 2], split="train") for i in range(4)]  # 3.wav missing
+    clips = [Clip(str(i), str(tmp_path / f"{i}.wav"), "ab"[i % 2], split=("train", "train", "test", "test")[i])
+             for i in range(4)]  # 3.wav is missing
     folder = write_task(tmp_path / "t", TaskInfo("t", labels=["a", "b"]), clips)
     feats = task_features(Encoder(parse_spec("fbank")), read_task(folder), tmp_path / "cache", progress=False)
     assert feats.index == [0, 1, 2]

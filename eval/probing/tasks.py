@@ -55,8 +55,8 @@ class TaskInfo:
             problems.append(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.protocol not in PROTOCOLS:
             problems.append(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
-        if self.protocol == "folds" and self.folds < 2:
-            problems.append("protocol folds needs folds >= 2")
+        if self.protocol == "folds" and self.folds < 3:  # each fold is tested with another validating
+            problems.append("protocol folds needs folds >= 3 (one to test, one to validate, the rest to train)")
         if len(self.labels) < 2:
             problems.append("a task needs at least two labels")
         if len(set(self.labels)) != len(self.labels):
@@ -158,7 +158,25 @@ def read_task(directory: str | Path) -> Task:
     if len(present) < 2:  # every probe would score 100 %, which says nothing about the encoder
         raise DataError(f"{manifest}: every clip has the label {sorted(present)}; a probe needs clips of at least "
                         "two classes")
+    problem = protocol_problem(info, clips)
+    if problem:  # found now, not after every clip went through the encoders
+        raise DataError(f"{manifest}: {problem}")
     return Task(info, clips, directory)
+
+
+def protocol_problem(info: TaskInfo, clips: list[Clip]) -> str | None:
+    """Why the task's protocol leaves a probe without training, validation or test clips, else None."""
+    if info.protocol == "folds":
+        empty = [f for f in range(1, info.folds + 1) if not any(c.fold == f for c in clips)]
+        return f"fold(s) {empty} have no clips; every fold 1..{info.folds} needs some" if empty else None
+    count = {name: sum(c.split == name for c in clips) for name in SPLITS}
+    if not count["test"]:
+        return "no clip has split test"
+    # without valid clips, a share of the training groups is held out: two groups at least
+    groups = {c.group or c.id for c in clips if c.split == "train"}
+    if not count["train"] or (not count["valid"] and len(groups) < 2):
+        return "too few train clips (give split valid clips, or at least two training clips or groups)"
+    return None
 
 
 def row_problem(clip: Clip, kind: str) -> str | None:
