@@ -42,8 +42,10 @@ CONFIG = kit_config("demo_offline.yaml")
 QUESTIONS = DATA / "eval_questions.jsonl"
 VOICES = DATA / "voices.json"
 RERUN = "python -m demo"
-#: Training speeds: wide, so that both paces are well represented (espeak-ng words per minute).
-TRAIN_SPEEDS, EVAL_SPEEDS = "90-260", "95-250"
+#: Speeds per engine (espeak-ng words per minute, the others a multiplier): wide, so that slow and fast
+#: speech are both well represented in training and in the voice questions.
+TRAIN_SPEEDS = "espeak=90-260,piper=0.7-1.5,kokoro=0.7-1.5,flite=0.7-1.5,festival=0.7-1.5"
+EVAL_SPEEDS = "espeak=95-250,kokoro=0.75-1.45,flite=0.75-1.45"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ Add one with `@RECOGNIZERS.register("name")` on a `Recognizer` subclass.
 
 from __future__ import annotations
 
-from lalm.recognizers.base import RECOGNIZERS, Recognizer, build_recognizer
 from lalm.recognizers import whisper_decoder  # noqa: F401  (registers `whisper`)
+from lalm.recognizers.base import RECOGNIZERS, Recognizer, build_recognizer
 
 __all__ = ["RECOGNIZERS", "Recognizer", "build_recognizer"]
