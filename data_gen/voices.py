@@ -101,13 +101,19 @@ def parse_voice_spec(item: str, default_engine: str = "espeak", gender: str | No
 
 
 def parse_voices(spec: str | None, default_engine: str = "espeak") -> list[VoiceSpec]:
-    """A `--voices` value: comma-separated specs or @FILE[:KEY]; empty: the default engine's catalogue."""
+    """A `--voices` value: comma-separated specs and @FILE[:KEY] lists, in any mix; empty: the default
+    engine's catalogue."""
     if not spec:
         engine = TTS_ENGINES.get(default_engine)
         return [VoiceSpec(default_engine, name, gender) for name, gender in sorted(engine.VOICES.items())]
-    if spec.startswith("@"):
+    if spec.startswith("@") and Path(spec[1:]).is_file():  # a file whose name holds a comma
         return [parse_voice_spec(name, default_engine, gender) for name, gender in read_voice_file(spec).items()]
-    specs = [parse_voice_spec(item, default_engine) for item in spec.split(",") if item.strip()]
+    specs = []
+    for item in (part.strip() for part in spec.split(",")):
+        if item.startswith("@"):
+            specs += [parse_voice_spec(name, default_engine, gender) for name, gender in read_voice_file(item).items()]
+        elif item:
+            specs.append(parse_voice_spec(item, default_engine))
     if not specs:
         raise ValueError(f"--voices {spec!r}: no voices")
     return specs

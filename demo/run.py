@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    speech = speak_corpus(out, out, args.corpus_size, LLM, RERUN, speeds=TRAIN_SPEEDS)
+    speech = speak_corpus(out, out, args.corpus_size, LLM, RERUN, speeds=TRAIN_SPEEDS, engines=True)
     voice_eval = speak_voice_questions(out)
     sift_voice_targets(out, speech / "train" / "manifest.jsonl", args.content_rows)
     py = sys.executable
@@ -82,20 +82,29 @@ def main(argv: list[str] | None = None) -> None:
           f"Talk to the model: python -m lalm.chat --model {model}")
 
 
-def speak_corpus(out: Path, where: Path, size: int, llm: str, rerun: str, speeds: str = "120-210") -> Path:
+def speak_corpus(out: Path, where: Path, size: int, llm: str, rerun: str, speeds: str = "120-210",
+                 engines: bool = False) -> Path:
     """The training corpus (where/corpus.jsonl) spoken in the training voices (where/speech/train) and
-    the held-out questions in the evaluation voices (where/speech/eval); returns where/speech."""
+    the held-out questions in the evaluation voices (where/speech/eval); returns where/speech. espeak-ng's
+    voices, and with `engines` the other engines' too (demo/data/voices.json)."""
+    train, held_out = voice_lists(engines)
     py, speech = sys.executable, where / "speech"
     run_once(out, "build the training corpus", [py, "-m", "lalm.data_gen.corpus", "--out", where / "corpus.jsonl",
              "--size", str(size), "--texts", DATA / "assistant_texts.txt", "--exclude", QUESTIONS,
              "--tokenizer", llm], rerun)
     run_once(out, "speak the training corpus", [py, "-m", "lalm.data_gen.synthesize", "--input",
-             where / "corpus.jsonl", "--out-dir", speech / "train", "--voices", f"@{VOICES}:train",
+             where / "corpus.jsonl", "--out-dir", speech / "train", "--voices", train,
              "--speeds", speeds, "--pitches", "20-80"], rerun)
     run_once(out, "speak the evaluation questions", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
-             "--out-dir", speech / "eval", "--voices", f"@{VOICES}:eval", "--speeds", "130-200",
+             "--out-dir", speech / "eval", "--voices", held_out, "--speeds", "130-200",
              "--pitches", "25-75", "--seed", "1"], rerun)
     return speech
+
+
+def voice_lists(engines: bool) -> tuple[str, str]:
+    """--voices of the training and the held-out clips: espeak-ng's, and with `engines` the other engines'."""
+    extra = ",@{0}:{1}_engines" if engines else ""
+    return tuple(f"@{VOICES}:{split}" + extra.format(VOICES, split) for split in ("train", "eval"))
 
 
 def speak_voice_questions(out: Path) -> Path:
@@ -103,7 +112,7 @@ def speak_voice_questions(out: Path) -> Path:
     asked about its voice; returns the label_choice manifest."""
     py, folder = sys.executable, out / "speech" / "voice_eval"
     run_once(out, "speak the voice-question clips", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
-             "--out-dir", folder, "--voices", f"@{VOICES}:eval", "--speeds", EVAL_SPEEDS, "--pitches", "25-75",
+             "--out-dir", folder, "--voices", voice_lists(True)[1], "--speeds", EVAL_SPEEDS, "--pitches", "25-75",
              "--seed", "2"], RERUN)
     run_once(out, "ask about the voices", [py, "-m", "lalm.data_gen.voice_qa", "eval-set", "--manifest",
              folder / "manifest.jsonl", "--out", out / "voice_eval.jsonl"], RERUN)

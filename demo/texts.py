@@ -9,6 +9,9 @@ sentence stating one), so the evaluation measures transfer to unseen questions.
 
 ``VOICES`` (voices.json) splits espeak-ng voices into those the training clips are spoken in and those
 the evaluation questions are spoken in: the questions are heard in voices training never used.
+``train_engines`` and ``eval_engines`` do the same for the human-like engines (piper, kokoro, flite,
+festival; their training voices weighted to about half of the demo's clips), by the engines' own
+split of training and evaluation voices (data_gen/data/tts_voices.json).
 
 All text is plain ASCII, and numbers are spelled out so espeak-ng reads them naturally.
 """
@@ -60,8 +63,16 @@ def check() -> None:
         lowered = [a.lower() for a in answers]
         assert qa["reference"].lower() in lowered, f"reference missing from answers in {qa['id']}"
 
-    assert set(VOICES) == {"train", "eval"}, f"voices.json needs train and eval, got {sorted(VOICES)}"
-    shared = set(VOICES["train"]) & set(VOICES["eval"])
-    assert not shared, f"voices both in training and evaluation: {sorted(shared)}"
-    for split, voices in VOICES.items():
-        assert voices and all(g in ("male", "female") for g in voices.values()), f"bad genders in {split} voices"
+    splits = {"train", "eval", "train_engines", "eval_engines"}
+    assert set(VOICES) == splits, f"voices.json needs {sorted(splits)}, got {sorted(VOICES)}"
+    for kind in ("", "_engines"):
+        shared = set(VOICES["train" + kind]) & set(VOICES["eval" + kind])
+        assert not shared, f"voices both in training and evaluation: {sorted(shared)}"
+    for split in ("train", "eval"):  # espeak-ng voices with their genders; other engines' know their own
+        assert VOICES[split] and all(g in ("male", "female") for g in VOICES[split].values()), \
+            f"bad genders in {split} voices"
+    from lalm.data_gen.voices import parse_voices
+
+    for split in ("train_engines", "eval_engines"):
+        specs = parse_voices(",".join(VOICES[split]))
+        assert all(s.training == (split == "train_engines") for s in specs), f"{split}: a voice in the wrong split"
