@@ -65,10 +65,11 @@ def normalised(rows, normaliser: MetaNormaliser):
 
 
 def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], balance: bool = True,
-                content_rows: int = 0) -> dict:
+                content_rows: int = 0, max_per_label: int | None = None) -> dict:
     """Per field, the manifest rows whose label is known (audio paths made absolute); with `balance`,
     as many rows of each label as of the rarest (a branch trained on 80 % male voices learns to say male);
-    with `content_rows`, also content.jsonl: that many rows of any label, for a question-free SIFT run."""
+    with `content_rows`, also content.jsonl: that many rows of any label, for a question-free SIFT run;
+    `max_per_label` caps each label's rows (SIFT time grows with them)."""
     rows = list(normalised(iter_jsonl(manifest), MetaNormaliser()))
     counts = {}
     for q in questions:
@@ -81,6 +82,8 @@ def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], b
                  "left out (a question with one answer teaches nothing)")
             continue
         take = min(len(v) for v in by_label.values()) if balance else None
+        if max_per_label is not None:
+            take = max_per_label if take is None else min(take, max_per_label)
         keep = [{**row, "audio": str((manifest.parent / row["audio"]).resolve())}
                 for label in sorted(by_label) for row in sorted(by_label[label], key=stable_order)[:take]]
         write_jsonl_atomic(out_dir / f"{q.field}.jsonl", sorted(keep, key=stable_order))
@@ -151,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True, help="writes FIELD.jsonl per question")
     s.add_argument("--no-balance", action="store_true", help="keep every row (default: as many rows per label "
                    "as the rarest label has)")
+    s.add_argument("--max-per-label", type=int, default=None, help="at most this many rows per label")
     s.add_argument("--content-rows", type=int, default=0, help="also write content.jsonl with this many rows "
                    "(for plain SIFT: the LLM's own answers to the transcript)")
     c = sub.add_parser("check", help="keep LLM answers naming the right label; template the others")
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         questions = load_questions(args.questions)
         if args.command == "sift-inputs":
             result = sift_inputs(Path(args.manifest), Path(args.out_dir), questions, not args.no_balance,
-                                 args.content_rows)
+                                 args.content_rows, args.max_per_label)
         elif args.command == "check":
             result = check(Path(args.sift), args.field, Path(args.out), questions)
         else:

@@ -53,9 +53,11 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/demo", help="working folder (default: runs/demo)")
     parser.add_argument("--steps", type=int, help="training steps (default: the config's)")
-    parser.add_argument("--corpus-size", type=int, default=1600, help="training sentences (default: 1600)")
-    parser.add_argument("--content-rows", type=int, default=320,
-                        help="training clips answered as plain transcripts by SIFT (default: 320)")
+    parser.add_argument("--corpus-size", type=int, default=1200, help="training sentences (default: 1200)")
+    parser.add_argument("--per-label", type=int, default=150,
+                        help="training clips per label of each voice question (default: 150)")
+    parser.add_argument("--content-rows", type=int, default=240,
+                        help="training clips answered as plain transcripts by SIFT (default: 240)")
     args = parser.parse_args(argv)
     missing = [p for p in (package_missing(LLM), package_missing(WHISPER)) if p]
     if missing:
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     speech = speak_corpus(out, out, args.corpus_size, LLM, RERUN, speeds=TRAIN_SPEEDS, engines=True)
     voice_eval = speak_voice_questions(out)
-    sift_voice_targets(out, speech / "train" / "manifest.jsonl", args.content_rows)
+    sift_voice_targets(out, speech / "train" / "manifest.jsonl", args.content_rows, args.per_label)
     py = sys.executable
     steps = [f"train.steps={args.steps}"] if args.steps else []
     run_once(out, "train the meta projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
@@ -119,12 +121,12 @@ def speak_voice_questions(out: Path) -> Path:
     return out / "voice_eval.jsonl"
 
 
-def sift_voice_targets(out: Path, manifest: Path, content_rows: int) -> None:
+def sift_voice_targets(out: Path, manifest: Path, content_rows: int, per_label: int) -> None:
     """SIFT targets: SmolLM2 answers each voice question from the transcript plus the metadata (checked
     against the label), and plain transcripts (its own answers, which keep content intact)."""
     py, voice = sys.executable, out / "voice"
     run_once(out, "pick the SIFT rows", [py, "-m", "lalm.data_gen.voice_qa", "sift-inputs", "--manifest", manifest,
-             "--out-dir", voice, "--content-rows", str(content_rows)], RERUN)
+             "--out-dir", voice, "--content-rows", str(content_rows), "--max-per-label", str(per_label)], RERUN)
     sift = [py, "-m", "lalm.data_gen.sift", "--llm", LLM, "--batch-size", "32"]
     for q in load_questions():
         run_once(out, f"SIFT: {q.field} question", [*sift, "--asr-manifest", voice / f"{q.field}.jsonl",
