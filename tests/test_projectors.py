@@ -39,7 +39,16 @@ def padded_batch(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_all_projectors_registered():
-    assert PROJECTORS.names() == ["conv", "ctc", "phoneme_ctc", "stack_mlp", "ultravox", "window_qformer"]
+    assert PROJECTORS.names() == ["conv", "ctc", "phoneme_ctc", "pool", "stack_mlp", "ultravox", "window_qformer"]
+
+
+def test_pool_gives_a_fixed_count_and_hears_the_length():
+    projector = make("pool", queries=3)
+    assert projector.output_lengths(torch.tensor(LENGTHS)).tolist() == [3, 3, 3, 3]
+    frame = torch.randn(1, 1, IN_DIM)
+    short, _ = projector(frame.expand(1, 10, IN_DIM), torch.tensor([10]))
+    long, _ = projector(frame.expand(1, 40, IN_DIM), torch.tensor([40]))
+    assert not torch.allclose(short, long)  # same frames, 4x the duration: a rate needs the length
 
 
 @pytest.mark.parametrize(("name", "options"), CASES)

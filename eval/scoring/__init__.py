@@ -19,7 +19,8 @@ from .common import SKIPPED_NO_JUDGE, Item, ScoreResult
 from .ifeval import score_ifeval
 from .judge import Judge, JudgeConfig, make_judge
 from .judged import score_open, score_sdqa
-from .mcq import MODES, extract_choice, score_mcq
+from .mcq import extract_choice, score_mcq
+from .modes import MODES
 from .overall import OVERALL_SUBSETS, voicebench_overall
 from .panda import PandaFn, approx_panda, load_official_pedant, load_pedant
 from .refusal import score_refusal

@@ -22,7 +22,8 @@ from . import official
 from .common import Item, ScoreResult, get_field, item_id, mean, percent
 from .judge import Judge, JudgeRequest, judge_items, judge_summary
 from .judged import cached_samples, skipped
-from .mcq import LETTERS, check_mode, extract_choice, reference_letter, two_mode_result
+from .mcq import LETTERS, extract_choice, reference_letter
+from .modes import check_mode, two_mode_result
 from .rubrics import airbench_align_messages, airbench_chat_messages, parse_score_pair
 
 

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 
 from . import official
 from .common import Item, ScoreResult, get_field, item_id
-from .mcq import check_mode, extract_choice, two_mode_result, two_mode_summary
+from .mcq import extract_choice
+from .modes import check_mode, two_mode_result, two_mode_summary
 
 SUBTASKS = ("navigate", "sports_understanding", "hyperbaton", "web_of_lies")
 _LABELS = {

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from . import official
 from .common import SKIPPED_NO_JUDGE, Item, ScoreResult, get_field, item_id, mean, percent
 from .judge import Judge, JudgeRequest, judge_items, judge_summary
-from .mcq import check_mode
+from .modes import check_mode
 from .panda import PandaFn, approx_panda
 from .rubrics import open_messages, parse_rating, parse_yes_no, qa_messages
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 from . import official
 from .common import Item, ScoreResult, get_field, item_id, percent
+from .modes import check_mode, two_mode_result, two_mode_summary
 
 LETTERS = string.ascii_uppercase
-MODES = ("strict", "parity")
 
 _OPEN = r"[(\[*\"'“‘]*"
 _CLOSE = r"[)\]*\"'”’]*"
@@ -148,12 +148,6 @@ def reference_letter(reference: str, n_choices: int) -> str:
     return letter
 
 
-def check_mode(mode: str) -> None:
-    """Reject a misspelt mode early; a silent default would change what the score means."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-
-
 def score_mcq(items: Sequence[Item], *, mode: str = "strict", seed: int = 0) -> ScoreResult:
     """Accuracy (0-100) of letter answers against ``reference`` letters, in both modes.
 
@@ -180,64 +174,6 @@ def score_mcq(items: Sequence[Item], *, mode: str = "strict", seed: int = 0) -> 
             two_mode_result(item_id(item, index), reference, strict, read, guess, mode, raw_reference)
         )
     return results, two_mode_summary(results, mode)
-
-
-def two_mode_result(
-    key: object,
-    reference: object,
-    strict: object,
-    read: object,
-    guess: object,
-    mode: str,
-    official_reference: object = None,
-) -> dict:
-    """One item scored both ways: the strict answer, the official reading (None where it finds
-    none) and the official guess for that case (None where the official code makes none: then the
-    item scores None in parity, a failure out of the denominator). ``pred``, ``extracted``,
-    ``correct`` and ``score`` follow ``mode``. ``official_reference`` is the reference as the official
-    code compares it, when that differs from the kit's normalised one (VoiceBench compares the raw
-    ``reference`` string: a "b" there is never matched)."""
-    parity = read if read is not None else guess
-    target = reference if official_reference is None else official_reference
-    scores = {"strict": int(strict == reference), "parity": None if parity is None else int(parity == target)}
-    return {
-        "id": key,
-        "reference": reference,
-        "pred": strict if mode == "strict" else parity,
-        "extracted": (strict if mode == "strict" else read) is not None,
-        "correct": bool(scores[mode]),
-        "score": scores[mode],
-        "strict_pred": strict,
-        "official_pred": read,
-        "fallback": read is None and guess is not None,
-        "guess": guess,
-        "scores": scores,
-    }
-
-
-def two_mode_summary(results: Sequence[dict], mode: str) -> dict:
-    """Accuracy in both modes (0-100), the strict miss rate and the parity guess rate; ``score`` is
-    ``mode``'s. Results need ``scores``, ``strict_pred`` and ``fallback`` (see ``two_mode_result``)."""
-    n = len(results)
-    strict = {
-        "score": percent(sum(r["scores"]["strict"] for r in results), n),
-        "miss_rate": percent(sum(r["strict_pred"] is None for r in results), n),
-    }
-    parity = {
-        "score": percent(sum(r["scores"]["parity"] for r in results), n),
-        "n_fallback": sum(r["fallback"] for r in results),
-        "fallback_rate": percent(sum(r["fallback"] for r in results), n),
-    }
-    headline = strict if mode == "strict" else parity
-    return {
-        "score": headline["score"],
-        "mode": mode,
-        "n": n,
-        "n_correct": sum(r["scores"][mode] for r in results),
-        "miss_rate": strict["miss_rate"],
-        "strict": strict,
-        "parity": parity,
-    }
 
 
 def accuracy_summary(results: Sequence[dict], mode: str) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from . import official
 from .common import Item, ScoreResult, get_field, item_id, percent
-from .mcq import check_mode
+from .modes import check_mode
 
 REFUSAL_PHRASES: tuple[str, ...] = (
     "I'm sorry",
