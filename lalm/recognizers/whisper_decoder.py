@@ -69,9 +69,13 @@ class WhisperDecoder(Recognizer):
             for start in range(0, max(int(n), 1), WINDOW):
                 windows.append(wave[start : start + WINDOW])
                 owner.append(i)
-        texts = []
-        for start in range(0, len(windows), self.batch_size):
-            texts += self.decode(windows[start : start + self.batch_size])
+        # Windows of similar length decode together: a batch runs until its longest transcript ends.
+        order = sorted(range(len(windows)), key=lambda i: windows[i].numel())
+        texts = [""] * len(windows)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            for i, text in zip(chunk, self.decode([windows[i] for i in chunk])):
+                texts[i] = text
         joined = [[] for _ in range(len(lengths))]
         for i, text in zip(owner, texts):
             if text:
