@@ -59,7 +59,9 @@ class Registry(Generic[T]):
         if required:
             problems.append(f"{where}: {self.kind} {name!r} needs option(s) {', '.join(required)}")
         for key, value in options.items():
-            wrong = key in valid and _type_problem(params[key].default, value)
+            # An option declared `X | None` takes None whatever its default (phoneme_ctc's `wordnet`).
+            optional = value is None and key in valid and "None" in str(params[key].annotation)
+            wrong = key in valid and not optional and _type_problem(params[key].default, value)
             if wrong:
                 problems.append(f"{where}.{key}: {self.kind} {name!r} takes {wrong}, got {value!r}")
         return problems

@@ -79,3 +79,11 @@ def test_align_help_lists_every_setting_with_its_default_and_doc() -> None:
     assert all(": " in line for line in lines), [line for line in lines if ": " not in line]  # none undocumented
     assert len([line for line in lines if line.startswith("train.")]) == len(dataclasses.fields(TrainConfig))
     assert "train.lr (0.001)" in settings_help()
+
+
+def test_an_option_declared_optional_takes_none():
+    from lalm.adapters import PROJECTORS
+
+    assert PROJECTORS.option_problems("phoneme_ctc", {"wordnet": None}, ("in_dim", "out_dim"), "p") == []
+    wrong = PROJECTORS.option_problems("phoneme_ctc", {"voice": None}, ("in_dim", "out_dim"), "p")
+    assert wrong and "takes a string" in wrong[0]
