@@ -18,7 +18,7 @@ from lalm.train.config import AlignConfig
 SAMPLES = [1, 400, 16000, 16000 * 3 + 123, 16000 * 31]  # under a frame, a second, a second window
 QUESTION = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "what is said?"}]}]
 # Every registered projector with options whose lengths differ from the defaults'.
-PROJECTOR_CASES = {"conv": {"k": 3}, "ctc": {"k": 3, "compress": False}, "phoneme_ctc": {"k": 3},
+PROJECTOR_CASES = {"conv": {"k": 3}, "ctc": {"k": 3, "compress": False}, "phoneme_ctc": {"k": 3}, "pool": {"queries": 2},
                    "stack_mlp": {"k": 5}, "ultravox": {"k": 2}, "window_qformer": {"window": 4, "num_queries": 3}}
 
 

@@ -51,6 +51,7 @@ def test_smollm2_answers_spoken_transcripts(tmp_path):
     rows = {r["id"]: r for r in run_cli(manifest, tmp_path / "sift_sp.jsonl", "sift_sp")}
     spoken = {r["id"]: r for r in read_jsonl(manifest)}
     for row_id, row in rows.items():
-        expected = f"{spoken[row_id]['meta']['gender']}, {'happy' if row_id == 'b' else 'neutral'}"
+        pace = {"fast": ", fast speech", "slow": ", slow speech"}.get(spoken[row_id]["meta"]["pace"], "")
+        expected = f"{spoken[row_id]['meta']['gender']}, {'happy' if row_id == 'b' else 'neutral'}{pace}"
         assert row["llm_input"][-1]["content"] == f"{row['text']} ({expected})"
         assert row["response"]
