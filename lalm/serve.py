@@ -58,10 +58,6 @@ class App:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
-class Terminated(Exception):
-    """SIGTERM arrived (docker stop, systemctl stop, kill): drain, then exit 0."""
-
-
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -384,9 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminated(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the drain short
-    raise Terminated
+def on_sigterm(server: Server, terminated: threading.Event):
+    """SIGTERM (docker stop, systemctl stop, kill): stop accepting, then drain and exit 0. The handler
+    only asks serve_forever to return, from another thread: an exception raised in the main thread
+    could land inside socketserver's request handling, which would log it and serve on, never draining."""
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the drain short
+        terminated.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    return handler
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -412,18 +415,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1") and app.api_key is None:
         log.warning("listening on %s without an API key: anyone who can reach it can use the model", args.host)
     server = Server((args.host, args.port), app, args.backlog)
-    signal.signal(signal.SIGTERM, _terminated)
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, on_sigterm(server, terminated))
     log.info("serving %r at %s (web page at /, API at /v1)", app.model_name, server.url)
     try:
         server.serve_forever()
+        if terminated.is_set():
+            log.info("SIGTERM: finishing %d request(s) in flight (at most %g s)", server.in_flight,
+                     args.drain_seconds)
+            left = server.drain(args.drain_seconds)
+            if left:
+                log.warning("%d request(s) still running after %g s (--drain-seconds): dropped", left,
+                            args.drain_seconds)
+            log.info("stopped")
     except KeyboardInterrupt:
         pass
-    except Terminated:
-        log.info("SIGTERM: finishing %d request(s) in flight (at most %g s)", server.in_flight, args.drain_seconds)
-        left = server.drain(args.drain_seconds)
-        if left:
-            log.warning("%d request(s) still running after %g s (--drain-seconds): dropped", left, args.drain_seconds)
-        log.info("stopped")
     finally:
         server.stop()
 
