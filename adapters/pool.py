@@ -19,8 +19,9 @@ class PoolMLP(Projector):
     transcript beside this branch), the projector tells it how long they took. Padded frames never
     enter the statistics, so a clip's output does not depend on its batch.
 
-    The output is RMS-normalised with a learned gain: without it a trained MLP's positions grow to ~70x
-    the norm of the LLM's own embeddings (measured on SmolLM2), outliers in its residual stream.
+    A trained pool's positions grow to ~70x the norm of SmolLM2's own embeddings; `out_norm` pins them
+    to unit RMS with a learned gain, which measured worse on the demo's voice questions (docs/quality.md
+    row C), so it is off by default.
 
     Options:
         queries: positions per clip.
