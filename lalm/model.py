@@ -171,8 +171,11 @@ class LALM(nn.Module):
             positions = self.clip_counts(self.project(self.batch_clips(clips))) if clips else []
         else:
             positions = [a.samples if isinstance(a, EncodedClip) else as_waveform(a).numel() for a in audio]
-        transcripts = [c.transcript or "" for c in clips] if self.processor.needs_transcripts else None
-        return self.processor.encode(conversation, positions, transcripts=transcripts), audio
+        return self.processor.encode(conversation, positions, transcripts=self.transcripts_for(clips)), audio
+
+    def transcripts_for(self, clips: list[EncodedClip]) -> list[str] | None:
+        """What the layout's `{transcript}` gets for each clip; None when the layout has no transcript."""
+        return [c.transcript or "" for c in clips] if self.processor.needs_transcripts else None
 
     def encode_clip(self, audio: AudioInput) -> EncodedClip:
         """One clip through the frozen encoders; pass the result to `generate` in later turns."""
@@ -255,8 +258,7 @@ class LALM(nn.Module):
         counts, clips = iter(self.clip_counts(projected)), iter(flat)
         encoded = []
         for conv, row in zip(conversations, audio):
-            mine = [next(clips) for _ in row]
-            transcripts = [c.transcript or "" for c in mine] if self.processor.needs_transcripts else None
+            transcripts = self.transcripts_for([next(clips) for _ in row])
             encoded.append(self.processor.encode(conv, [next(counts) for _ in row], transcripts=transcripts))
         batch = {k: v.to(self.device) for k, v in collate(encoded, self.tokenizer.pad_token_id, left_pad=True).items()}
         batch["audio"] = projected
