@@ -91,12 +91,20 @@ class TTS(ABC):
     #: pitches in whole units (espeak-ng's 0-99, Festvox's Hz)
     INTEGER_PITCH: ClassVar[bool] = False
 
+    #: (program, how the error names it) for engines that run as a program on the PATH; None otherwise.
+    PROGRAM: ClassVar[tuple[str, str] | None] = None
+
     def __init__(self, voices: dict[str, str] | None = None, speeds: Range | None = None,
                  pitches: Range | None = None, threads: int | None = None):
         self.voices = voices or dict(self.VOICES)
         self.speeds = self.check_range(speeds, "speed") or self.SPEEDS
         self.pitches = self.check_range(pitches, "pitch") or self.PITCHES
         self.threads = threads
+        if self.PROGRAM is not None:  # engines run as programs: found once, or the install is named
+            program, what = self.PROGRAM
+            self.binary = shutil.which(program)
+            if self.binary is None:
+                raise self.missing(what)
 
     @classmethod
     def known_voices(cls) -> dict[str, str]:
@@ -221,13 +229,7 @@ class EspeakTTS(TTS):
     PITCH_LIMITS = (0, 99)
     INTEGER = True
     INTEGER_PITCH = True
-
-    def __init__(self, voices: dict[str, str] | None = None, speeds: Range | None = None,
-                 pitches: Range | None = None, threads: int | None = None):
-        super().__init__(voices, speeds, pitches, threads)
-        self.binary = shutil.which("espeak-ng")
-        if self.binary is None:
-            raise self.missing("the espeak-ng program")
+    PROGRAM = ("espeak-ng", "the espeak-ng program")
 
     @classmethod
     def is_training_voice(cls, name: str) -> bool:

@@ -9,7 +9,6 @@ because flite would fetch a voice given as a URL and festival runs a voice name 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -58,13 +57,11 @@ class FliteTTS(FestvoxTTS):
     NAME = "flite"
     INSTALL = "sudo apt-get install flite"
     VOICES: ClassVar[dict[str, str]] = CATALOGUE["flite"]["train"]
+    PROGRAM = ("flite", "the flite program")
 
     def __init__(self, voices: dict[str, str] | None = None, speeds: Range | None = None,
                  pitches: Range | None = None, threads: int | None = None):
         super().__init__(voices, speeds, pitches, threads)
-        self.binary = shutil.which("flite")
-        if self.binary is None:
-            raise self.missing("the flite program")
         listing = subprocess.run([self.binary, "-lv"], capture_output=True, text=True, check=False).stdout
         self.installed = listing.partition(":")[2].split()
 
@@ -87,13 +84,7 @@ class FestivalTTS(FestvoxTTS):
     NAME = "festival"
     INSTALL = "sudo apt-get install festival festvox-kallpc16k festvox-kdlpc16k"
     VOICES: ClassVar[dict[str, str]] = CATALOGUE["festival"]["train"]
-
-    def __init__(self, voices: dict[str, str] | None = None, speeds: Range | None = None,
-                 pitches: Range | None = None, threads: int | None = None):
-        super().__init__(voices, speeds, pitches, threads)
-        self.binary = shutil.which("text2wave")
-        if self.binary is None:
-            raise self.missing("the festival program (text2wave)")
+    PROGRAM = ("text2wave", "the festival program (text2wave)")
 
     def canonical(self, name: str) -> str:
         if not re.fullmatch(r"[a-z0-9_]+", name):  # it becomes Scheme code: (voice_NAME)
