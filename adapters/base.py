@@ -62,6 +62,47 @@ class Projector(nn.Module):
         raise NotImplementedError
 
 
+class Standardize(nn.Module):
+    """Per-dimension standardisation by the running mean and variance of every vector seen in training.
+
+    Unlike BatchNorm it always normalises by the accumulated statistics, never by the batch's own, so a
+    batch of one clip trains and a clip's output does not depend on its batch. The statistics are an
+    exact running average over all training vectors so far (Chan's pooled update), updated before use,
+    carry no gradient, and are saved with the projector (persistent buffers); in eval mode they stay put.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.zeros(dim, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.update(x.detach().reshape(-1, x.shape[-1]))
+        if self.count < 2:  # no spread known yet (fresh, or one vector seen): centre only
+            return x - self.mean.to(x.dtype)
+        return (x - self.mean.to(x.dtype)) * torch.rsqrt(self.var.to(x.dtype) + self.eps)
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        n = x.shape[0]
+        if n == 0:
+            return
+        x = x.double()
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        if self.count == 0:  # the first batch sets the statistics
+            self.mean.copy_(mean)
+            self.var.copy_(var)
+        else:
+            total = self.count + n
+            delta = mean - self.mean
+            self.var.copy_((self.var * self.count + var * n + delta ** 2 * self.count * n / total) / total)
+            self.mean.add_(delta * n / total)
+        self.count.add_(n)
+
+
 def check_positive(**options: int) -> None:
     """Fail at build time, naming the option, rather than with a shape error deep in forward."""
     for name, value in options.items():

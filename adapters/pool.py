@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from lalm.adapters import PROJECTORS
-from lalm.adapters.base import Projector, check_positive, valid_mask
+from lalm.adapters.base import Projector, Standardize, check_positive, valid_mask
 
 
 @PROJECTORS.register("pool")
@@ -19,6 +19,12 @@ class PoolMLP(Projector):
     transcript beside this branch), the projector tells it how long they took. Padded frames never
     enter the statistics, so a clip's output does not depend on its batch.
 
+    The statistics are standardised per dimension by their running mean and variance over the
+    training clips (`Standardize`), not per clip: a speech encoder's frames have a few dimensions
+    hundreds of times larger than the rest, and a per-clip LayerNorm left what tells voices apart so
+    small next to them that the MLP's output was a constant blob the LLM read the same for every
+    speaker (gender at chance even on its training clips; docs/quality.md row F).
+
     A trained pool's positions grow to ~70x the norm of SmolLM2's own embeddings; `out_norm` pins them
     to unit RMS with a learned gain, which measured worse on the demo's voice questions (docs/quality.md
     row C), so it is off by default.
@@ -27,17 +33,19 @@ class PoolMLP(Projector):
         queries: positions per clip.
         hidden: MLP width; defaults to out_dim.
         out_norm: RMS-normalise each output position (unit RMS, then a learned per-dimension gain).
+        standardize: per-dimension running standardisation of the statistics (else a per-clip
+            LayerNorm, which measured at chance on gender).
     """
 
     length_options = ("queries",)
 
     def __init__(self, in_dim: int, out_dim: int, queries: int = 4, hidden: int | None = None,
-                 out_norm: bool = False):
+                 out_norm: bool = False, standardize: bool = True):
         hidden = out_dim if hidden is None else hidden
         check_positive(queries=queries, hidden=hidden)
         super().__init__(in_dim, out_dim)
         self.queries, self.rate_divisor = queries, float("inf")
-        self.norm = nn.LayerNorm(2 * in_dim + 1)
+        self.norm = Standardize(2 * in_dim + 1) if standardize else nn.LayerNorm(2 * in_dim + 1)
         self.mlp = nn.Sequential(nn.Linear(2 * in_dim + 1, hidden), nn.GELU(), nn.Linear(hidden, queries * out_dim))
         self.out_norm = nn.RMSNorm(out_dim) if out_norm else nn.Identity()
 

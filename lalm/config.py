@@ -319,6 +319,7 @@ def build(cls: type, data: Any, where: str, problems: list[str]):
 
 
 _BAD = object()
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _convert(hint, value, where: str, problems: list[str]):
@@ -345,6 +346,8 @@ def _convert(hint, value, where: str, problems: list[str]):
     expected = origin or hint
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is float and isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 6e-3 and 1e5 (no dot) as text; they mean numbers here
     if expected is int and isinstance(value, bool) or not isinstance(value, expected):
         problems.append(f"{where}: expected {expected.__name__}, got {value!r}")
         return _BAD

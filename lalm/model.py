@@ -72,9 +72,10 @@ class LALM(nn.Module):
         return self
 
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything that is not a frozen base weight: all projectors (frozen or not) and LoRA."""
+        """Everything that is not a frozen base weight: all projectors (frozen or not, with their
+        persistent buffers, e.g. running statistics) and LoRA."""
         return {
-            name: p.detach() for name, p in self.named_parameters()
+            name: p.detach() for name, p in self.state_dict(keep_vars=True).items()
             if ".projector." in name or "lora_" in name
         }
 

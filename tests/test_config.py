@@ -39,6 +39,16 @@ def test_overrides_reach_nested_keys_and_list_items(tiny_config):
     assert cfg.model.prompt.system_prompt == "Listen."
 
 
+def test_exponent_floats_without_a_dot_are_numbers():
+    # YAML 1.1 (PyYAML) reads `6e-3` as text; a float field takes it, a word still is a problem
+    from lalm.train.config import AlignConfig
+
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo_offline.yaml"
+    assert load_config(demo, ["train.lr=6e-3"], cls=AlignConfig).train.lr == 0.006
+    with pytest.raises(ConfigError, match="train.lr: expected float, got 'fast'"):
+        load_config(demo, ["train.lr=fast"], cls=AlignConfig)
+
+
 def test_bad_overrides_are_explained():
     data = {"model": {"branches": [{}]}}
     assert "use an index" in apply_override(data, "model.branches.x.name=a")[0]

@@ -51,6 +51,44 @@ def test_pool_gives_a_fixed_count_and_hears_the_length():
     assert not torch.allclose(short, long)  # same frames, 4x the duration: a rate needs the length
 
 
+def test_standardize_keeps_the_exact_running_statistics_of_every_training_vector():
+    from lalm.adapters.base import Standardize
+
+    torch.manual_seed(0)
+    data = torch.randn(50, 4) * torch.tensor([1.0, 10.0, 100.0, 1000.0]) + 7.0
+    norm = Standardize(4).train()
+    for chunk in (data[:1], data[1:8], data[8:9], data[9:]):  # batches of one train too
+        norm(chunk)
+    assert norm.count.item() == 50
+    assert torch.allclose(norm.mean, data.double().mean(0))
+    assert torch.allclose(norm.var, data.double().var(0, unbiased=False))
+    out = norm.eval()(data)
+    assert norm.count.item() == 50  # eval mode reads the statistics, never moves them
+    assert torch.allclose(out.mean(0), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(out.std(0, unbiased=False), torch.ones(4), atol=1e-3)
+
+
+def test_pool_statistics_are_saved_with_the_trained_weights(tiny_config, tmp_path):
+    import copy
+
+    from lalm import LALM
+    from lalm.checkpoint import load_trained, save_checkpoint
+
+    pooled = copy.deepcopy(tiny_config.model)
+    branch = pooled.branches[0]
+    branch.projector.name, branch.projector.options = "pool", {"queries": 2}
+    model = LALM(pooled).train()
+    projector = model.branches[branch.name].projector
+    projector(torch.randn(3, 20, projector.in_dim), torch.tensor([20, 11, 5]))  # moves the statistics
+    state = model.trained_state_dict()
+    assert {f"branches.{branch.name}.projector.norm.{k}" for k in ("count", "mean", "var")} <= set(state)
+    save_checkpoint(model, tmp_path)
+    fresh = LALM(pooled)
+    load_trained(fresh, tmp_path)
+    assert torch.equal(fresh.branches[branch.name].projector.norm.mean, projector.norm.mean)
+    assert fresh.branches[branch.name].projector.norm.count.item() == 3
+
+
 @pytest.mark.parametrize(("name", "options"), CASES)
 def test_shapes_match_output_lengths(name, options):
     projector = make(name, **options)
