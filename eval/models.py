@@ -94,7 +94,7 @@ class KitResponder:
         texts = self.model.generate_batch(conversations, audio, max_new_tokens=s.max_new_tokens, **s.generate_kwargs())
         heard = [None] * len(requests)
         clips = [i for i, r in enumerate(requests) if r.audio is not None]
-        if clips and self.model.hears_words:  # a CTC projector: keep what it heard beside the answer
+        if clips and self.model.hears_words:  # a recognizer or a ctc projector: keep what it heard beside the answer
             for i, text in zip(clips, self.model.transcribe([audio[i][0] for i in clips])):
                 heard[i] = text
         return [Reply(response=text.strip(), transcript=t) for text, t in zip(texts, heard)]
