@@ -76,10 +76,13 @@ class KitResponder:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, sampling: Sampling, system_prompt: str | None = None,
-                        device: str = "auto") -> KitResponder:
+                        device: str = "auto", decoding: Sequence[str] = ()) -> KitResponder:
+        """``decoding``: overrides of the checkpoint's recognizer decoding settings
+        (``model.recognizer.options.KEY=VALUE``, `LALM.from_pretrained`'s ``overrides``)."""
         from lalm import LALM
 
-        return cls(LALM.from_pretrained(path).to(resolve_device(device)).eval(), sampling, system_prompt)
+        model = LALM.from_pretrained(path, overrides=list(decoding))
+        return cls(model.to(resolve_device(device)).eval(), sampling, system_prompt)
 
     def respond(self, requests: Sequence[Request]) -> list[Reply]:
         import torch

@@ -152,6 +152,12 @@ def test_decoding_settings_change_at_load_and_nothing_else(model, tmp_path):
     args = argparse.Namespace(model=str(tmp_path / "ckpt"), config=None, device="cpu",
                               overrides=["model.recognizer.options.lm_weight=0"])
     assert load_model(args).recognizer.lm_weight == 0
+    from lalm.eval.models import KitResponder
+    from lalm.generation import Sampling
+
+    responder = KitResponder.from_checkpoint(tmp_path / "ckpt", Sampling(4, 0.0, 1.0, 0), None, "cpu",
+                                             ["model.recognizer.options.lm_beam=2"])
+    assert responder.model.recognizer.lm_beam == 2
 
 
 def test_missing_wordnet_is_an_error_not_another_lexicon(words_file, tmp_path):
