@@ -76,6 +76,11 @@ class ProjectorConfig:
     def validate(self, where: str) -> list[str]:
         from lalm.adapters import PROJECTORS
 
+        if self.name == "phoneme_ctc":  # a projector until the recognizer interface took it
+            return [(f"{where}.name: phoneme_ctc is a recognizer now: give the branch `projector: null` and the "
+                     "model `recognizer: {name: phoneme_ctc, branch: BRANCH, head: {k, hidden, dropout, voice, "
+                     "phonemes}, options: {decoding settings}}` with {transcript} in the layout "
+                     "(configs/phoneme_ctc_offline.yaml)")]
         if self.name not in PROJECTORS:
             return [f"{where}.name: unknown projector {self.name!r}; valid: {', '.join(PROJECTORS.names())}"]
         return PROJECTORS.option_problems(self.name, self.options, PROJECTOR_RESERVED, f"{where}.options")

@@ -212,6 +212,7 @@ def test_config_problems_name_the_fix():
     assert "has no projector, so it has no positions" in problems(
         *good, "model.prompt.layout=<a>{audio}</a>{transcript}")
     assert "only a trained recognizer can read it" in problems("model.branches.0.projector=null")
+    assert "phoneme_ctc is a recognizer now" in problems("model.branches.0.projector.name=phoneme_ctc")
 
 
 def test_word_search_scores_match_the_llm_read_from_scratch(model):

@@ -111,7 +111,11 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     if fresh and cfg.train.fsdp:
         shard_llm(model.llm)
     say(dist, model.parameter_report())
-    params = [p for p in model.parameters() if p.requires_grad]
+    # A trained recognizer's head is optimised only by the objective that trains it (ctc): under lm/kd it
+    # gets no gradient, and weight decay must not shrink it.
+    recognizer = OBJECTIVES.get(cfg.train.objective).trains_recognizer
+    params = [p for name, p in model.named_parameters()
+              if p.requires_grad and (recognizer or not name.startswith("recognizer."))]
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
                                   weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg.train))

@@ -30,6 +30,8 @@ class Objective:
 
     batch: ClassVar[str] = "lm"
     teacher: ClassVar[bool] = False
+    #: Whether it trains a trained recognizer (its head is in the optimiser only then).
+    trains_recognizer: ClassVar[bool] = False
 
     @classmethod
     def check(cls, cfg: AlignConfig) -> list[str]:
@@ -104,6 +106,7 @@ class Distillation(LanguageModelling):
 @OBJECTIVES.register("ctc")
 class CTC(Objective):
     batch = "ctc"
+    trains_recognizer = True
 
     @classmethod
     def check(cls, cfg: AlignConfig) -> list[str]:
