@@ -223,8 +223,8 @@ class LALM(nn.Module):
         Audio comes as waveforms, or as precomputed `encoder_features` (the feature cache). Token
         tensors come ready, or as `prompts` (one dict of `conversation`, `target`, `supervise_end`
         per clip) when a projector's output length depends on the audio (the compressing `ctc`
-        projector): the prompts are then built after projection, from the counts it returns. The caller normalises the loss, so gradient
-        accumulation can divide by a whole step's tokens.
+        projector): the prompts are then built after projection, from the counts it returns. The
+        caller normalises the loss, so gradient accumulation can divide by a whole step's tokens.
         """
         encoder_features = self.audio_features(waveforms, wave_lengths, encoder_features)
         audio = self.project(encoder_features)
