@@ -9,7 +9,7 @@ from lalm.registry import Registry
 PROJECTORS: Registry[Projector] = Registry("projector")
 
 # Importing the modules fills the registry.
-from lalm.adapters import conv, ctc, phoneme_ctc, pool, qformer, stack_mlp, ultravox  # noqa: F401
+from lalm.adapters import conv, ctc, pool, qformer, stack_mlp, ultravox  # noqa: F401
 
 
 def build_projector(name: str, in_dim: int, out_dim: int, **options: object) -> Projector:

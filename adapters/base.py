@@ -23,8 +23,6 @@ class Projector(nn.Module):
     """
 
     rate_divisor: float
-    #: Whether the LLM's loss can train it (train.objective lm/kd); False for one that hands the LLM chosen words.
-    differentiable: bool = True
     #: Constructor options that decide output lengths; the instance keeps each as an attribute.
     length_options: tuple[str, ...] = ()
 

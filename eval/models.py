@@ -76,10 +76,13 @@ class KitResponder:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, sampling: Sampling, system_prompt: str | None = None,
-                        device: str = "auto") -> KitResponder:
+                        device: str = "auto", decoding: Sequence[str] = ()) -> KitResponder:
+        """``decoding``: overrides of the checkpoint's recognizer decoding settings
+        (``model.recognizer.options.KEY=VALUE``, `LALM.from_pretrained`'s ``overrides``)."""
         from lalm import LALM
 
-        return cls(LALM.from_pretrained(path).to(resolve_device(device)).eval(), sampling, system_prompt)
+        model = LALM.from_pretrained(path, overrides=list(decoding))
+        return cls(model.to(resolve_device(device)).eval(), sampling, system_prompt)
 
     def respond(self, requests: Sequence[Request]) -> list[Reply]:
         import torch
@@ -94,7 +97,7 @@ class KitResponder:
         texts = self.model.generate_batch(conversations, audio, max_new_tokens=s.max_new_tokens, **s.generate_kwargs())
         heard = [None] * len(requests)
         clips = [i for i, r in enumerate(requests) if r.audio is not None]
-        if clips and self.model.hears_words:  # a CTC projector: keep what it heard beside the answer
+        if clips and self.model.hears_words:  # a recognizer or a ctc projector: keep what it heard beside the answer
             for i, text in zip(clips, self.model.transcribe([audio[i][0] for i in clips])):
                 heard[i] = text
         return [Reply(response=text.strip(), transcript=t) for text, t in zip(texts, heard)]

@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="where a kit checkpoint runs: auto (the GPU if any), cpu, cuda, cuda:1",
     )
+    g.add_argument(
+        "--decoding",
+        action="append",
+        default=[],
+        metavar="model.recognizer.options.KEY=VALUE",
+        help="a kit checkpoint's recognizer decoding setting instead of its saved one (repeatable; e.g. "
+        "model.recognizer.options.lm_beam=8); the only settings a checkpoint takes at load",
+    )
     g.add_argument("--batch-size", type=int, default=8, help="items per model call / concurrent requests (8)")
     g.add_argument("--max-new-tokens", type=int, default=512, help="answer length limit (512)")
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -197,6 +205,8 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("name the model under test with exactly one of --model CKPT_DIR or --endpoint URL")
     if args.endpoint and not args.endpoint_model:
         p.error("--endpoint needs --endpoint-model NAME")
+    if args.decoding and not args.model:
+        p.error("--decoding changes how a kit checkpoint's recognizer decodes: it needs --model")
     if args.model and not (Path(args.model) / CONFIG).is_file():
         p.error(f"--model {args.model}: not a kit checkpoint (no {CONFIG}); pass a LALM.save_pretrained folder")
     if "cascade" in modes_of(args) and not args.asr:
@@ -273,6 +283,8 @@ def model_record(args: argparse.Namespace) -> tuple[dict, str | None, str]:
     folder = Path(args.model)
     config = yaml.safe_load((folder / CONFIG).read_text())
     record = {"kind": "kit", "checkpoint": str(folder.resolve()), "bases": read_bases(folder)}
+    if args.decoding:
+        record["decoding"] = list(args.decoding)  # pinned with the run: another setting is another --out
     if args.system_prompt is not None:
         return record, args.system_prompt, "flag"
     return record, ((config.get("model") or {}).get("prompt") or {}).get("system_prompt"), "checkpoint config"
@@ -295,7 +307,8 @@ class Responders:
                 os.environ.get(ENDPOINT_KEY_ENV)
             )
         console.note(f"loading {self.args.model} ...")
-        return KitResponder.from_checkpoint(self.args.model, self.sampling, self.args.system_prompt, self.args.device)
+        return KitResponder.from_checkpoint(self.args.model, self.sampling, self.args.system_prompt, self.args.device,
+                                            self.args.decoding)
 
     @cached_property
     def cascade(self) -> Responder:

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from safetensors.torch import load_file, save_file
 
-from lalm.config import Config, config_from_dict, to_dict
+from lalm.config import Config, ConfigError, apply_override, config_from_dict, to_dict
 
 WEIGHTS = "trained.safetensors"
 CONFIG = "config.yaml"
@@ -94,9 +94,16 @@ def resolve_checkpoint(
     return Path(folder)
 
 
-def read_config(directory: str | Path, llm_dtype: str | object | None = None) -> Config:
+#: The settings of a checkpoint's config that may change when it loads: how its recognizer decodes.
+#: Everything else (shapes, what was trained, the bases) is what the checkpoint is.
+INFERENCE_SETTINGS = "model.recognizer.options."
+
+
+def read_config(directory: str | Path, llm_dtype: str | object | None = None, overrides: list[str] = ()) -> Config:
     """The config a checkpoint folder was saved with; ``llm_dtype`` replaces its ``model.llm.dtype``
-    (a name or a torch dtype). FileNotFoundError naming the missing file if it is no checkpoint."""
+    (a name or a torch dtype), and ``overrides`` (``model.recognizer.options.KEY=VALUE``) its recognizer's
+    decoding settings. FileNotFoundError naming the missing file if it is no checkpoint; ConfigError
+    for an override of anything but a decoding setting."""
     directory = Path(directory)
     for name in (CONFIG, WEIGHTS):
         if not (directory / name).is_file():
@@ -104,6 +111,17 @@ def read_config(directory: str | Path, llm_dtype: str | object | None = None) ->
     data = yaml.safe_load((directory / CONFIG).read_text())
     if llm_dtype is not None:
         data.setdefault("model", {}).setdefault("llm", {})["dtype"] = str(llm_dtype).removeprefix("torch.")
+    problems = []
+    for item in overrides:
+        if not item.strip().startswith(INFERENCE_SETTINGS):
+            problems.append(f"override {item!r}: a checkpoint's config is what it was trained as; only its "
+                            f"recognizer's decoding settings ({INFERENCE_SETTINGS}KEY=VALUE) change when it loads")
+        elif not (data.get("model") or {}).get("recognizer"):
+            problems.append(f"override {item!r}: {directory} has no recognizer")
+        else:
+            problems += apply_override(data, item)
+    if problems:
+        raise ConfigError(problems, str(directory / CONFIG))
     return config_from_dict(data)
 
 

@@ -18,14 +18,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="checkpoint directory (written by LALM.save_pretrained or training)")
     source.add_argument("--config", help="yaml config: an untrained model built from it (projector output is noise)")
-    parser.add_argument("overrides", nargs="*", help="with --config: overrides, key.sub=value")
+    parser.add_argument("overrides", nargs="*", help="with --config: overrides, key.sub=value; with --model: its "
+                        "recognizer's decoding settings only, model.recognizer.options.KEY=VALUE")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
 
 
 def load_model(args: argparse.Namespace) -> LALM:
-    if args.overrides and not args.config:
-        raise SystemExit(f"config overrides {args.overrides} need --config (a checkpoint carries its own config)")
-    model = LALM.from_pretrained(args.model) if args.model else LALM(load_config(args.config, args.overrides).model)
+    # A checkpoint carries its own config: only its recognizer's decoding settings change at load (read_config).
+    model = (LALM.from_pretrained(args.model, overrides=args.overrides) if args.model
+             else LALM(load_config(args.config, args.overrides).model))
     return model.to(resolve_device(args.device)).eval()
 
 

@@ -53,17 +53,19 @@ def pad_waveforms(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
 @torch.no_grad()
 def encode_clips(encode_audio: Callable[[torch.Tensor, torch.Tensor], Encoded], audio: list[AudioInput],
                  device: torch.device | str,
-                 transcribe: Callable[[torch.Tensor, torch.Tensor], list[str]] | None = None) -> list[EncodedClip]:
+                 transcribe: Callable[[torch.Tensor, torch.Tensor, Encoded], list[str]] | None = None
+                 ) -> list[EncodedClip]:
     """Clips through frozen encoders: those not encoded yet go as one padded batch (`encode_audio`
     takes waveforms [N, S] and lengths [N] on `device`); encoded clips pass through as they are.
-    With `transcribe` (a recognizer, same inputs), each new clip also keeps its transcript."""
+    With `transcribe` (a recognizer: the same waveforms and lengths, and the batch's encoder outputs,
+    for one that reads a branch's frames), each new clip also keeps its transcript."""
     todo = [i for i, a in enumerate(audio) if not isinstance(a, EncodedClip)]
     clips = list(audio)
     if todo:
         waves, lengths = pad_waveforms([as_waveform(audio[i]) for i in todo])
         waves, lengths = waves.to(device), lengths.to(device)
         encoded = encode_audio(waves, lengths)
-        texts = transcribe(waves, lengths) if transcribe is not None else [None] * len(todo)
+        texts = transcribe(waves, lengths, encoded) if transcribe is not None else [None] * len(todo)
         for i, clip, text in zip(todo, split_clips(encoded, lengths.tolist()), texts):
             clip.transcript = text
             clips[i] = clip

@@ -76,6 +76,11 @@ class ProjectorConfig:
     def validate(self, where: str) -> list[str]:
         from lalm.adapters import PROJECTORS
 
+        if self.name == "phoneme_ctc":  # a projector until the recognizer interface took it
+            return [(f"{where}.name: phoneme_ctc is a recognizer now: give the branch `projector: null` and the "
+                     "model `recognizer: {name: phoneme_ctc, branch: BRANCH, head: {k, hidden, dropout, voice, "
+                     "phonemes}, options: {decoding settings}}` with {transcript} in the layout "
+                     "(configs/phoneme_ctc_offline.yaml)")]
         if self.name not in PROJECTORS:
             return [f"{where}.name: unknown projector {self.name!r}; valid: {', '.join(PROJECTORS.names())}"]
         return PROJECTORS.option_problems(self.name, self.options, PROJECTOR_RESERVED, f"{where}.options")
@@ -87,8 +92,10 @@ class BranchConfig:
     """Name of the branch; the prompt layout places its features at `{name}`."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """The frozen audio encoder of this branch."""
-    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
-    """The projector from this encoder's features to the LLM's embedding width."""
+    projector: ProjectorConfig | None = field(default_factory=ProjectorConfig)
+    """The projector from this encoder's features to the LLM's embedding width; null: the branch has no
+    positions in the prompt, and its encoder only feeds the trained recognizer that reads it
+    (`model.recognizer.branch`)."""
     trainable: bool = True
     """Whether the projector trains; false freezes it (stage 2 of a dual setup freezes stage 1)."""
 
@@ -144,20 +151,56 @@ TRANSCRIPT = "transcript"
 class RecognizerConfig:
     name: str = "whisper"
     """Registry name of the recognizer (see `lalm.recognizers.RECOGNIZERS`): `whisper` is the frozen
-    Whisper's own decoder."""
+    Whisper's own decoder; `phoneme_ctc` a phoneme CTC head the kit trains (objective ctc)."""
     path: str | None = None
-    """Its weights: a CTranslate2 Whisper folder, a `pkg:` path, a transformers Whisper folder or hub id."""
+    """A frozen recognizer's weights: a CTranslate2 Whisper folder, a `pkg:` path, a transformers Whisper
+    folder or hub id. A trained recognizer has none (its weights are in the checkpoint)."""
+    branch: str | None = None
+    """A trained recognizer: the branch whose frozen encoder frames it reads (computed once for both)."""
+    head: dict = field(default_factory=dict)
+    """A trained recognizer's shape (phoneme_ctc: `k`, `hidden`, `dropout`, `voice`, `phonemes`): what
+    it learned, fixed once trained."""
     options: dict = field(default_factory=dict)
-    """Decoding settings (inference only; e.g. `language: en`, `batch_size: 16`)."""
+    """Decoding settings, inference only (whisper: `language`, `batch_size`; phoneme_ctc: `lm_weight`,
+    `lm_beam`, the lexicon's `wordnet` and `words`): saved with a checkpoint, and a checkpoint's can be
+    overridden when it loads (`--model DIR model.recognizer.options.lm_beam=8`)."""
 
     def validate(self, where: str) -> list[str]:
         from lalm.recognizers import RECOGNIZERS
 
         if self.name not in RECOGNIZERS:
             return [f"{where}.name: unknown recognizer {self.name!r}; valid: {', '.join(RECOGNIZERS.names())}"]
-        problems = RECOGNIZERS.option_problems(self.name, self.options, ("path",), f"{where}.options")
-        if not self.path:
-            problems.append(f"{where}.path: the recognizer's weights are required")
+        name = self.name
+        cls = RECOGNIZERS.get(name)
+        head, decoding = set(cls.head_options), set(cls.decoding_option_names())
+        problems = []
+        for key in sorted(set(self.options) & head):
+            problems.append(f"{where}.options.{key}: a trained setting of recognizer {name!r}; put it under "
+                            f"{where}.head")
+        for key in sorted(set(self.head) & decoding):
+            problems.append(f"{where}.head.{key}: a decoding setting of recognizer {name!r}; put it under "
+                            f"{where}.options")
+        if problems:
+            return problems
+        problems += RECOGNIZERS.option_problems(name, self.options, (*cls.reserved, *head), f"{where}.options")
+        if cls.trainable:
+            problems += RECOGNIZERS.option_problems(name, self.head, (*cls.reserved, *decoding), f"{where}.head")
+            if self.path:
+                problems.append(f"{where}.path: recognizer {name!r} is trained by the kit (its weights are in the "
+                                "checkpoint); remove path")
+            if not self.branch:
+                problems.append(f"{where}.branch: recognizer {name!r} reads a branch's encoder frames; name the "
+                                "branch (e.g. branch: audio)")
+        else:
+            if self.head:
+                problems.append(f"{where}.head: recognizer {name!r} is frozen and has no head settings")
+            if self.branch:
+                problems.append(f"{where}.branch: recognizer {name!r} reads the waveform with its own encoder; "
+                                "remove branch")
+            if not self.path:
+                problems.append(f"{where}.path: the recognizer's weights are required")
+        if not problems:
+            problems += cls.config_problems(self.head, self.options, where)
         return problems
 
 
@@ -171,7 +214,8 @@ class ModelConfig:
     """How audio is laid out in the prompt."""
     recognizer: RecognizerConfig | None = None
     """A recognizer whose transcript of each clip stands at `{transcript}` in the layout, as text (the
-    frozen Whisper's own decoder, DeSTA-style); None: the audio reaches the LLM through projectors only."""
+    frozen Whisper's own decoder, DeSTA-style, or a trained phoneme CTC recognizer); None: the audio
+    reaches the LLM through projectors only."""
 
     def validate(self, where: str) -> list[str]:
         problems = []
@@ -183,7 +227,19 @@ class ModelConfig:
         if len(set(names)) != len(names):
             problems.append(f"{where}.branches: branch names must be unique, got {names}")
         slots = re.findall(r"\{(\w+)\}", self.prompt.layout)
-        for name in names:
+        read = self.recognizer.branch if self.recognizer is not None else None
+        if read is not None and read not in names:
+            problems.append(f"{where}.recognizer.branch: {read!r} names no branch; branches: {names}")
+        for b in self.branches:
+            if b.projector is None:
+                if b.name != read:
+                    problems.append(f"{where}.branches: branch {b.name!r} has no projector, so only a trained "
+                                    f"recognizer can read it; set {where}.recognizer.branch: {b.name}, or give "
+                                    "the branch a projector")
+                if b.name in slots:
+                    problems.append(f"{where}.prompt.layout: branch {b.name!r} has no projector, so it has no "
+                                    f"positions; remove {{{b.name}}} from {self.prompt.layout!r}")
+        for name in [b.name for b in self.branches if b.projector is not None]:
             if slots.count(name) != 1:
                 problems.append(
                     f"{where}.prompt.layout: must contain {{{name}}} exactly once (found {slots.count(name)}) "
@@ -405,6 +461,8 @@ def describe_fields(cls: type, prefix: str = "") -> list[str]:
     for f in dataclasses.fields(cls):
         name = f"{prefix}{f.name}"
         hint = hints[f.name]
+        if f.default_factory is not dataclasses.MISSING and type(None) in typing.get_args(hint):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))  # optional, present by default
         inner = typing.get_args(hint)[0] if typing.get_origin(hint) is list and typing.get_args(hint) else None
         if dataclasses.is_dataclass(hint):
             lines += describe_fields(hint, f"{name}.")

@@ -1,7 +1,8 @@
 """The LALM: frozen audio encoders -> trainable projectors -> a frozen chat LLM.
 
 The LLM is wrapped, never edited: its vocabulary is not resized, and audio reaches it as input
-embeddings spliced into placeholder positions with one masked_scatter per branch.
+embeddings spliced into placeholder positions with one masked_scatter per branch. A recognizer
+(optional) writes each clip's transcript, which the prompt holds as text at the layout's `{transcript}`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from lalm.config import ModelConfig
 from lalm.encoders import ENCODERS, AudioEncoder
 from lalm.llm import load_llm
 from lalm.processor import IGNORE, Conversation, Encoded, LALMProcessor, collate
-from lalm.recognizers import build_recognizer
+from lalm.recognizers import FrozenLM, build_recognizer
 
 
 class Branch(nn.Module):
-    """A frozen encoder and its projector."""
+    """A frozen encoder and its projector (None: the encoder only feeds the trained recognizer)."""
 
-    def __init__(self, encoder: AudioEncoder, projector: nn.Module):
+    def __init__(self, encoder: AudioEncoder, projector: nn.Module | None):
         super().__init__()
         self.encoder = encoder
         self.projector = projector
@@ -45,15 +46,21 @@ class LALM(nn.Module):
                 path=enc_cfg.path, random_config=enc_cfg.random_config, seed=enc_cfg.seed, **enc_cfg.options
             )
             encoder.eval().requires_grad_(False)
-            projector = build_projector(b.projector.name, encoder.dim, width, **b.projector.options)
-            if hasattr(projector, "bind_llm"):  # projectors that score against the LLM's own embeddings
-                projector.bind_llm(self.llm.get_input_embeddings(), self.tokenizer.all_special_ids)
-                projector.bind_language_model(self.llm, self.tokenizer)
-            projector.requires_grad_(b.trainable)
+            projector = None
+            if b.projector is not None:
+                projector = build_projector(b.projector.name, encoder.dim, width, **b.projector.options)
+                if hasattr(projector, "bind_llm"):  # the `ctc` projector scores against the LLM's own embeddings
+                    projector.bind_llm(self.llm.get_input_embeddings(), self.tokenizer.all_special_ids)
+                    projector.bind_language_model(self.llm, self.tokenizer)
+                projector.requires_grad_(b.trainable)
             self.branches[b.name] = Branch(encoder, projector)
-        # A frozen recognizer moves with the model but is no trained weight (trained_state_dict skips it).
-        self.recognizer = (None if config.recognizer is None else build_recognizer(
-            config.recognizer.name, config.recognizer.path, config.recognizer.options))
+        # A frozen recognizer moves with the model but is no trained weight (trained_state_dict skips it);
+        # a trained one reads its branch's encoder frames and decodes with the model's frozen LLM.
+        self.recognizer = None
+        if (r := config.recognizer) is not None:
+            self.recognizer = build_recognizer(r.name, r.path, r.options, head=r.head,
+                                               in_dim=self.branches[r.branch].encoder.dim if r.branch else None,
+                                               lm=FrozenLM(self.llm, self.tokenizer))
         if config.llm.lora.enabled:
             add_lora(self.llm, config.llm.lora)
         self.processor = LALMProcessor.from_config(config, self.tokenizer)
@@ -61,10 +68,14 @@ class LALM(nn.Module):
     # ----------------------------------------------------------------------------- modes and weights
 
     def train(self, mode: bool = True):
-        """Only projectors (and LoRA) switch to train mode; frozen parts always run in eval mode."""
+        """Only projectors, a trained recognizer (and LoRA) switch to train mode; frozen parts always run
+        in eval mode."""
         super().train(False)
         for branch in self.branches.values():
-            branch.projector.train(mode)
+            if branch.projector is not None:
+                branch.projector.train(mode)
+        if self.recognizer is not None and self.recognizer.trainable:
+            self.recognizer.train(mode)
         if self.config.llm.lora.enabled:
             for name, module in self.llm.named_modules():
                 if "lora_" in name:
@@ -73,10 +84,12 @@ class LALM(nn.Module):
 
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything that is not a frozen base weight: all projectors (frozen or not, with their
-        persistent buffers, e.g. running statistics) and LoRA."""
+        persistent buffers, e.g. running statistics), a trained recognizer's head, and LoRA. A frozen
+        recognizer's weights come from its path, never from here."""
+        trained_recognizer = self.recognizer is not None and self.recognizer.trainable
         return {
             name: p.detach() for name, p in self.state_dict(keep_vars=True).items()
-            if ".projector." in name or "lora_" in name
+            if ".projector." in name or "lora_" in name or (trained_recognizer and name.startswith("recognizer."))
         }
 
     def parameter_report(self) -> str:
@@ -100,15 +113,20 @@ class LALM(nn.Module):
         """A training batch's encoder outputs: the cached ones it carries, else its waveforms encoded now."""
         return encoder_features if encoder_features is not None else self.encode_audio(waveforms, wave_lengths)
 
+    @property
+    def projected(self) -> list[str]:
+        """The branches with a projector, in slot order: the ones with positions in the prompt."""
+        return [name for name, branch in self.branches.items() if branch.projector is not None]
+
     def project(self, encoded: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Projector outputs per branch: {name: (features [N, T', H], lengths [N])}."""
-        return {name: branch.projector(*encoded[name]) for name, branch in self.branches.items()}
+        """Projector outputs per branch with a projector: {name: (features [N, T', H], lengths [N])}."""
+        return {name: self.branches[name].projector(*encoded[name]) for name in self.projected}
 
     def embed(self, input_ids: torch.Tensor, slots: torch.Tensor,
               audio: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """Text embeddings from the LLM's own table, with audio features scattered into their slots."""
         embeds = self.llm.get_input_embeddings()(input_ids)
-        for index, name in enumerate(self.branches, start=1):
+        for index, name in enumerate(self.projected, start=1):
             mask = slots == index
             if name not in audio:  # a text-only batch
                 valid = embeds.new_zeros(0, embeds.shape[-1])
@@ -126,18 +144,30 @@ class LALM(nn.Module):
 
     @property
     def hears_words(self) -> bool:
-        """Whether the model has a transcript of its own (a recognizer, or a CTC projector): `transcribe` works."""
+        """Whether the model has a transcript of its own (a recognizer, or a `ctc` projector): `transcribe` works."""
         return self.recognizer is not None or any(hasattr(b.projector, "heard_ids") for b in self.branches.values())
 
+    def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor,
+                  encoded: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[str]:
+        """The recognizer's transcripts of a batch: a frozen one reads the waveforms, a trained one the
+        frozen encoder frames of its branch (already in `encoded`: nothing is encoded twice)."""
+        if self.recognizer.trainable:
+            return self.recognizer.transcribe(*encoded[self.config.recognizer.branch])
+        return self.recognizer.transcribe(waveforms, lengths)
+
     def transcribe_features(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                            fused: bool = True) -> list[list[int]]:
-        """CTC transcripts (LLM token ids) per clip, from the first branch with a CTC projector: greedy,
-        or chosen with the LLM where the projector's `lm_weight` asks for it (and `fused`)."""
+                            fused: bool = True) -> list[str]:
+        """Transcripts per clip from encoder outputs: the trained recognizer's, else the first `ctc`
+        projector's. `fused=False` leaves the frozen LLM out of decoding (what a ctc stage measures)."""
+        if self.recognizer is not None and self.recognizer.trainable:
+            return self.recognizer.transcribe(*encoder_features[self.config.recognizer.branch], fused=fused)
         for name, branch in self.branches.items():
             if hasattr(branch.projector, "heard_ids"):
                 projector = branch.projector
-                return (projector.heard_ids if fused else projector.greedy_ids)(*encoder_features[name])
-        raise ValueError("this model has no CTC projector, so it has no transcripts of its own")
+                ids = (projector.heard_ids if fused else projector.greedy_ids)(*encoder_features[name])
+                return [self.tokenizer.decode(i).strip() for i in ids]
+        raise ValueError("this model has no trained recognizer or ctc projector, so encoder outputs alone give "
+                         "it no transcripts")
 
     @torch.no_grad()
     def transcribe(self, audio: list[AudioInput]) -> list[str]:
@@ -145,14 +175,13 @@ class LALM(nn.Module):
         clips = self.encode_clips(audio)
         if self.recognizer is not None:
             return [c.transcript or "" for c in clips]
-        features = self.batch_clips(clips)
-        return [self.tokenizer.decode(ids).strip() for ids in self.transcribe_features(features)]
+        return self.transcribe_features(self.batch_clips(clips))
 
     def encode_clips(self, audio: list[AudioInput], transcribe: bool = True) -> list[EncodedClip]:
         """The one encode path (`lalm.clips.encode_clips`): the clips not encoded yet go through the
         frozen encoders (and the recognizer, unless `transcribe` is False) as one padded batch; chat,
         server, eval, training and the feature cache use it."""
-        recognize = self.recognizer.transcribe if self.recognizer is not None and transcribe else None
+        recognize = self.recognize if self.recognizer is not None and transcribe else None
         return encode_clips(self.encode_audio, audio, self.device, recognize)
 
     @property
@@ -169,7 +198,7 @@ class LALM(nn.Module):
             audio = self.encode_clips(audio)
         clips = [a for a in audio if isinstance(a, EncodedClip)]
         if self.processor.dynamic:
-            positions = self.clip_counts(self.project(self.batch_clips(clips))) if clips else []
+            positions = self.clip_counts(self.project(self.batch_clips(clips)), len(clips)) if clips else []
         else:
             positions = [a.samples if isinstance(a, EncodedClip) else as_waveform(a).numel() for a in audio]
         return self.processor.encode(conversation, positions, transcripts=self.transcripts_for(clips)), audio
@@ -194,15 +223,15 @@ class LALM(nn.Module):
 
         Audio comes as waveforms, or as precomputed `encoder_features` (the feature cache). Token
         tensors come ready, or as `prompts` (one dict of `conversation`, `target`, `supervise_end`
-        per clip) when a projector's output length depends on the audio: the prompts are then built
-        after projection, from the counts it returns. The caller normalises the loss, so gradient
-        accumulation can divide by a whole step's tokens.
+        per clip) when a projector's output length depends on the audio (the compressing `ctc`
+        projector): the prompts are then built after projection, from the counts it returns. The
+        caller normalises the loss, so gradient accumulation can divide by a whole step's tokens.
         """
         encoder_features = self.audio_features(waveforms, wave_lengths, encoder_features)
         audio = self.project(encoder_features)
         if prompts is not None:
             encoded = [self.processor.encode(p["conversation"], [counts], p["target"], p["supervise_end"])
-                       for p, counts in zip(prompts, self.clip_counts(audio))]
+                       for p, counts in zip(prompts, self.clip_counts(audio, len(prompts)))]
             tensors = collate(encoded, self.tokenizer.pad_token_id)
             input_ids, attention_mask, slots, labels = (tensors[k].to(self.device) for k in
                                                         ("input_ids", "attention_mask", "slots", "labels"))
@@ -212,29 +241,30 @@ class LALM(nn.Module):
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")
         return {"loss_sum": loss, "num_tokens": targets.new_tensor(targets.numel()), "logits": logits}
 
-    def clip_counts(self, audio: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[dict[str, int]]:
-        """Per clip, the positions each branch's projector produced: what the prompt must make room for."""
-        if not audio:  # a text-only batch
-            return []
-        lengths = {name: audio[name][1].tolist() for name in self.branches}
-        clips = len(next(iter(lengths.values())))
-        return [{name: int(lengths[name][i]) for name in self.branches} for i in range(clips)]
+    def clip_counts(self, audio: dict[str, tuple[torch.Tensor, torch.Tensor]], clips: int) -> list[dict[str, int]]:
+        """Per clip (of `clips`), the positions each branch's projector produced: what the prompt must
+        make room for."""
+        lengths = {name: audio[name][1].tolist() for name in self.projected} if clips else {}
+        return [{name: int(lengths[name][i]) for name in self.projected} for i in range(clips)]
 
-    def ctc_loss(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                 targets: list[list[int]]) -> tuple[torch.Tensor, int]:
-        """(summed CTC loss, target tokens) of every CTC branch on the transcripts' LLM token ids.
+    def ctc_loss(self, encoder_features: dict[str, tuple[torch.Tensor, torch.Tensor]], targets: list[list[int]],
+                 transcripts: list[str]) -> tuple[torch.Tensor, int]:
+        """(summed CTC loss, target units) of what objective ctc trains: every trainable `ctc` projector,
+        on the transcripts' LLM token ids (`targets`), and a trained recognizer, on their text.
 
-        No LLM forward: the CTC projector scores frames against the LLM's embedding table directly.
+        No LLM forward: the `ctc` projector scores frames against the LLM's embedding table directly,
+        the phoneme recognizer against its own labels.
         """
-        total, tokens = None, 0
+        losses = []
         for name, branch in self.branches.items():
-            if not hasattr(branch.projector, "ctc_loss") or not branch.projector.training:
-                continue
-            loss, n = branch.projector.ctc_loss(*encoder_features[name], targets)
-            total, tokens = (loss if total is None else total + loss), tokens + n
-        if total is None:
-            raise ValueError("train.objective=ctc needs a trainable branch with a CTC projector (projector.name: ctc or phoneme_ctc)")
-        return total, tokens
+            if hasattr(branch.projector, "ctc_loss") and any(p.requires_grad for p in branch.projector.parameters()):
+                losses.append(branch.projector.ctc_loss(*encoder_features[name], targets))
+        if self.recognizer is not None and self.recognizer.trainable:
+            losses.append(self.recognizer.loss(*encoder_features[self.config.recognizer.branch], transcripts))
+        if not losses:
+            raise ValueError("train.objective=ctc needs a trained recognizer (model.recognizer.name: phoneme_ctc) "
+                             "or a trainable branch with a ctc projector")
+        return sum(loss for loss, _ in losses), sum(n for _, n in losses)
 
     def target_logits(self, embeds: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """LLM logits [N, vocab] at the positions predicting the N labelled tokens, in order.
@@ -256,7 +286,7 @@ class LALM(nn.Module):
         """
         flat = self.encode_clips([a for row in audio for a in row])  # every clip of the batch at once
         projected = self.project(self.batch_clips(flat)) if flat else {}
-        counts, clips = iter(self.clip_counts(projected)), iter(flat)
+        counts, clips = iter(self.clip_counts(projected, len(flat))), iter(flat)
         encoded = []
         for conv, row in zip(conversations, audio):
             transcripts = self.transcripts_for([next(clips) for _ in row])
@@ -301,6 +331,7 @@ class LALM(nn.Module):
         device: str | torch.device | None = None,
         cache_dir: str | Path | None = None,
         token: str | None = None,
+        overrides: list[str] = (),
     ) -> LALM:
         """A trained LALM from a checkpoint folder or a Hugging Face hub repo holding one.
 
@@ -308,9 +339,11 @@ class LALM(nn.Module):
         at ``revision``; only the checkpoint's small files are fetched, since the frozen bases are
         referenced, not stored). ``dtype`` ("bfloat16", ``torch.float16``, ...) loads the frozen LLM
         in that dtype instead of the one its config names; ``device`` moves the model there.
+        ``overrides`` change how its recognizer decodes (``model.recognizer.options.lm_beam=8``), the only
+        settings a checkpoint takes at load time; a saved checkpoint records the ones it ran with.
         """
         folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir, token=token)
-        model = cls(read_config(folder, llm_dtype=dtype).model)
+        model = cls(read_config(folder, llm_dtype=dtype, overrides=list(overrides)).model)
         load_trained(model, folder)
         return model.to(device) if device is not None else model
 

@@ -1,10 +1,11 @@
 """Text to phonemes with espeak-ng, and a pronouncing lexicon for turning phonemes back into words.
 
-The phoneme CTC projector (`adapters/phoneme_ctc.py`) recognises phonemes, a closed set of a few
-dozen units that every sentence exercises, instead of LLM tokens, most of which a small training
+The phoneme CTC recognizer (`lalm/recognizers/phoneme_ctc.py`) recognises phonemes, a closed set of a
+few dozen units that every sentence exercises, instead of LLM tokens, most of which a small training
 corpus never contains. Words come back through a lexicon: every word the LLM's vocabulary spells as
-one piece plus every WordNet lemma (when Debian's `wordnet-base` is installed) plus any word list
-given, each pronounced by espeak-ng. A word the training speech never contained is still in it.
+one piece plus every WordNet lemma (where a WordNet folder is named: Debian's `wordnet-base` installs
+one at /usr/share/wordnet) plus any word list given, each pronounced by espeak-ng. A word the
+training speech never contained is still in it.
 
 espeak-ng is called in-process through its C library (`libespeak-ng.so.1`, from the `espeak-ng`
 package), about 30 microseconds a word; the command-line tool joins lines into sentences, so it
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 from lalm.errors import UserError
 
-WORDNET = Path("/usr/share/wordnet")
+WORDNET = Path("/usr/share/wordnet")  # where Debian's wordnet-base installs it; used only where named
 STRESS = str.maketrans("", "", "ˈˌ")
 SEPARATOR = "_"
 _IPA = 0x02  # espeak_TextToPhonemes phonememode: IPA; bits 8-23 hold the separator character
@@ -82,9 +83,10 @@ class Phonemizer:
         return words
 
 
-def lexicon_words(tokenizer=None, wordnet: Path | None = WORDNET, extra: list[str] = ()) -> list[str]:
+def lexicon_words(tokenizer=None, wordnet: Path | None = None, extra: list[str] = ()) -> list[str]:
     """The spellings a phoneme decoder may choose from, deduplicated, most likely first: the extra
-    words, the LLM's one-piece words (frequent first), then WordNet's lemmas.
+    words, the LLM's one-piece words (frequent first), then the lemmas of the `wordnet` folder, when
+    one is named (a folder that is not there is a FileNotFoundError, never a smaller lexicon).
 
     The LLM's one-piece words keep their case ("France", "Paris"), so the LLM can choose the spelling
     it expects; WordNet contributes its lemmas (split at spaces, hyphens and underscores).
@@ -102,7 +104,10 @@ def lexicon_words(tokenizer=None, wordnet: Path | None = WORDNET, extra: list[st
                 seen.setdefault(text[1:], None)
         for word in ("a", "A", "I"):
             seen.setdefault(word, None)
-    if wordnet is not None and Path(wordnet).is_dir():
+    if wordnet is not None:
+        if not (Path(wordnet) / "index.noun").is_file():
+            raise FileNotFoundError(f"{wordnet} is no WordNet folder (no index.noun): install Debian's "
+                                    "wordnet-base, or name no WordNet")
         for part in ("noun", "verb", "adj", "adv"):
             path = Path(wordnet) / f"index.{part}"
             if not path.exists():

@@ -69,7 +69,8 @@ class LALMProcessor:
     Args:
         tokenizer: the frozen LLM's tokenizer (with a chat template).
         layout: text with one `{name}` per branch, e.g. `<audio><meta>{para}</meta><text>{sem}</text></audio>`.
-        branch_lengths: per branch (in slot order), a function from clip samples to projector frames.
+        branch_lengths: per branch with a projector (in slot order), a function from clip samples to
+            projector frames.
         system_prompt: a system message added where a conversation has none.
         dynamic: branches whose position counts depend on the audio's content; their clips must be
             given as counts (project first), never as sample lengths.
@@ -101,6 +102,8 @@ class LALMProcessor:
         (loaded without the LLM's weights)."""
         lengths, dynamic = {}, set()
         for b in config.branches:
+            if b.projector is None:  # read by the recognizer only: no positions in the prompt
+                continue
             encoder = ENCODERS.get(b.encoder.name).length_rule(b.encoder.path, b.encoder.random_config)
             projector = PROJECTORS.get(b.projector.name)
             lengths[b.name] = BranchLength(encoder, projector.length_rule(b.projector.options))

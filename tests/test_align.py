@@ -114,6 +114,28 @@ def test_curriculum_runs_ctc_then_lm_stages_and_resumes_by_stage(sift, tmp_path)
     assert "stage asr: done earlier" in again and "stage sift: done earlier" in again
 
 
+def test_phoneme_recognizer_trains_with_objective_ctc_from_the_feature_cache(sift, tmp_path):
+    """A trained recognizer over a projector-less branch: objective ctc on the rows' text, the feature
+    cache's frames, greedy WER at validation; the checkpoint holds its head and transcribes."""
+    from lalm.phonemes import Phonemizer, PhonemizerError
+
+    try:
+        Phonemizer()
+    except PhonemizerError:
+        pytest.skip("espeak-ng's library is not installed")
+    recognizer = {"name": "phoneme_ctc", "branch": "audio", "head": {"k": 2, "hidden": 32},
+                  "options": {"wordnet": None}}
+    align(f"data.train.0.path={sift}", "data.train.0.target_field=text", f"train.out_dir={tmp_path}",
+          "train.objective=ctc", "train.steps=6", "train.eval_every=3", "train.lr=0.01",
+          f"data.feature_cache={tmp_path / 'cache'}", "model.branches.0.projector=null",
+          f"model.recognizer={json.dumps(recognizer)}", "model.prompt.layout=<text>{transcript}</text>")
+    assert len([m for m in metrics(tmp_path) if "valid_wer" in m]) == 2
+    saved = load_file(tmp_path / "final" / "trained.safetensors")
+    assert saved and all(k.startswith("recognizer.mlp.") for k in saved)
+    model = LALM.from_pretrained(tmp_path / "final")
+    assert model.hears_words and len(model.transcribe([np.zeros(8000, dtype=np.float32)])) == 1
+
+
 def test_cache_fill_goes_shortest_first_when_durations_are_known(tmp_path):
     """Batches of similar lengths pad little: with durations the fill encodes shortest first."""
     import soundfile as sf
@@ -331,7 +353,8 @@ def test_objectives_check_the_model_before_any_weights_load():
     assert "set train.objective=kd" in problems("train.distill_weight=1.0")
     assert "needs train.distill_weight > 0" in problems("train.objective=kd")
     assert problems("train.objective=kd", "train.distill_weight=0.5") == ""
-    assert "needs a trainable branch with a CTC projector" in problems("train.objective=ctc")
-    # phoneme_ctc hands the LLM chosen words: the LLM's loss cannot train it
+    assert "needs a trained recognizer (model.recognizer.name: phoneme_ctc) or a trainable branch with a CTC " \
+           "projector" in problems("train.objective=ctc")
+    # the phoneme recognizer writes text: the LLM's loss cannot train it
     lm_on_words = problems("stages.0.train.objective=lm", config="phoneme_ctc_offline.yaml")
-    assert "no LLM-loss gradient reaches them" in lm_on_words and "audio (PhonemeCTCProjector)" in lm_on_words
+    assert "only recognizer phoneme_ctc would train" in lm_on_words and "no LLM-loss gradient" in lm_on_words

@@ -92,8 +92,8 @@ def test_align_help_lists_every_setting_with_its_default_and_doc() -> None:
 
 
 def test_an_option_declared_optional_takes_none():
-    from lalm.adapters import PROJECTORS
+    from lalm.recognizers import RECOGNIZERS
 
-    assert PROJECTORS.option_problems("phoneme_ctc", {"wordnet": None}, ("in_dim", "out_dim"), "p") == []
-    wrong = PROJECTORS.option_problems("phoneme_ctc", {"voice": None}, ("in_dim", "out_dim"), "p")
+    assert RECOGNIZERS.option_problems("phoneme_ctc", {"wordnet": None}, ("in_dim", "lm"), "p") == []
+    wrong = RECOGNIZERS.option_problems("phoneme_ctc", {"voice": None}, ("in_dim", "lm"), "p")
     assert wrong and "takes a string" in wrong[0]

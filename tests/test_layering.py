@@ -31,7 +31,7 @@ ALLOWED = {
         "adapters/ctc.py",
         "lalm/lm_fusion.py",
     ): "CTC decoding scores hypotheses with the frozen LLM, at call time",
-    ("adapters/phoneme_ctc.py", "lalm/lm_fusion.py"): "as ctc.py: LLM fusion at decode time",
+    ("lalm/recognizers/phoneme_ctc.py", "lalm/lm_fusion.py"): "as ctc.py: the LLM's word search at decode time",
 }
 
 

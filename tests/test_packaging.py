@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("lalm", "adapters", "data_gen", "train", "eval", "demo", "bench", "configs")
-SHIPPED_DATA = ("lalm/configs/tiny.yaml", "lalm/web/index.html", "lalm/adapters/data/phonemes_en-us.txt",
+SHIPPED_DATA = ("lalm/configs/tiny.yaml", "lalm/web/index.html", "lalm/recognizers/data/phonemes_en-us.txt",
                 "lalm/demo/data/eval_questions.jsonl", "lalm/eval/scoring/data/voicebench_mcq.json",
                 "lalm/bench/gpu_all.sh")
 

@@ -18,7 +18,7 @@ from lalm.train.config import AlignConfig
 SAMPLES = [1, 400, 16000, 16000 * 3 + 123, 16000 * 31]  # under a frame, a second, a second window
 QUESTION = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "what is said?"}]}]
 # Every registered projector with options whose lengths differ from the defaults'.
-PROJECTOR_CASES = {"conv": {"k": 3}, "ctc": {"k": 3, "compress": False}, "phoneme_ctc": {"k": 3}, "pool": {"queries": 2},
+PROJECTOR_CASES = {"conv": {"k": 3}, "ctc": {"k": 3, "compress": False}, "pool": {"queries": 2},
                    "stack_mlp": {"k": 5}, "ultravox": {"k": 2}, "window_qformer": {"window": 4, "num_queries": 3}}
 
 
@@ -34,7 +34,7 @@ def real_positions(model: LALM, name: str, samples: int) -> int:
     return int(branch.projector.output_lengths(frames)[0])
 
 
-@pytest.mark.parametrize("projector", sorted(set(PROJECTOR_CASES) - {"phoneme_ctc"}))
+@pytest.mark.parametrize("projector", sorted(PROJECTOR_CASES))
 def test_counts_from_the_config_equal_the_built_models(projector):
     config = load_config(TINY, [f"model.branches.0.projector.name={projector}",
                                 f"model.branches.0.projector.options={PROJECTOR_CASES[projector]}"]).model
@@ -53,7 +53,7 @@ def test_a_zipformer_and_a_whisper_branch_from_the_config():
         assert processor.audio_positions(samples) == {b: real_positions(model, b, samples) for b in model.branches}
 
 
-@pytest.mark.parametrize(("projector", "dynamic"), [("ctc", True), ("phoneme_ctc", True), ("stack_mlp", False)])
+@pytest.mark.parametrize(("projector", "dynamic"), [("ctc", True), ("stack_mlp", False)])
 def test_content_dependent_projectors_are_known_from_the_config(projector, dynamic):
     cls = PROJECTORS.get(projector)
     assert cls.content_dependent({}) is dynamic

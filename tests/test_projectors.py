@@ -12,10 +12,10 @@ LENGTHS = [37, 20, 8, 1]
 # Every registered projector with its defaults, plus a multi-query Q-Former, whose self-attention
 # only exists with two or more queries.
 # The CTC projector's contract case keeps every frame (compress: False); its compressed,
-# content-dependent form is covered where lengths need not follow the length rule. phoneme_ctc emits
-# the LLM's embeddings of decoded words (no gradient, no frame rule): tests/test_phoneme_ctc.py.
+# content-dependent form is covered where lengths need not follow the length rule. (The phoneme CTC
+# head is a recognizer, not a projector: tests/test_phoneme_ctc.py.)
 CASES = [pytest.param(name, {"compress": False} if name == "ctc" else {}, id=name)
-         for name in PROJECTORS.names() if name != "phoneme_ctc"] + [
+         for name in PROJECTORS.names()] + [
     pytest.param("window_qformer", {"num_queries": 3}, id="window_qformer-3q"),
 ]
 ANY_LENGTH = [*CASES, pytest.param("ctc", {}, id="ctc-compressed")]
@@ -39,7 +39,7 @@ def padded_batch(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_all_projectors_registered():
-    assert PROJECTORS.names() == ["conv", "ctc", "phoneme_ctc", "pool", "stack_mlp", "ultravox", "window_qformer"]
+    assert PROJECTORS.names() == ["conv", "ctc", "pool", "stack_mlp", "ultravox", "window_qformer"]
 
 
 def test_pool_gives_a_fixed_count_and_hears_the_length():

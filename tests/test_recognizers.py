@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from tests.helpers import TINY_WHISPER_WORDS, write_tiny_whisper
 
 from lalm import LALM, load_config
 from lalm.clips import pad_waveforms
 from lalm.config import ConfigError
 from lalm.paths import kit_config
 from lalm.recognizers import RECOGNIZERS, build_recognizer
+from tests.helpers import TINY_WHISPER_WORDS, write_tiny_whisper
+
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory):
@@ -23,7 +24,7 @@ def clips(rng, seconds=(0.7, 1.6, 2.3)):
 
 
 def test_registry_lists_valid_names():
-    with pytest.raises(KeyError, match="valid: whisper"):
+    with pytest.raises(KeyError, match="valid: phoneme_ctc, whisper"):
         RECOGNIZERS.get("nope")
 
 

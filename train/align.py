@@ -111,7 +111,11 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     if fresh and cfg.train.fsdp:
         shard_llm(model.llm)
     say(dist, model.parameter_report())
-    params = [p for p in model.parameters() if p.requires_grad]
+    # A trained recognizer's head is optimised only by the objective that trains it (ctc): under lm/kd it
+    # gets no gradient, and weight decay must not shrink it.
+    recognizer = OBJECTIVES.get(cfg.train.objective).trains_recognizer
+    params = [p for name, p in model.named_parameters()
+              if p.requires_grad and (recognizer or not name.startswith("recognizer."))]
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
                                   weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg.train))
@@ -307,7 +311,8 @@ def record_skips(run: Run, failed: list[dict], anyone: bool) -> None:
 @torch.no_grad()
 def validation_scores(run: Run) -> dict[str, float]:
     """Validation loss per target token; for `ctc`, also the word error rate of the head's own greedy
-    transcripts (LLM fusion, an inference option, is left out: this measures what the stage trains)."""
+    transcripts (the LLM's word search, an inference setting, is left out: this measures what the stage
+    trains)."""
     model, dist, cfg = run.model, run.dist, run.cfg
     model.eval()
     ctc = OBJECTIVES.get(cfg.train.objective).batch == "ctc"
@@ -327,11 +332,10 @@ def validation_scores(run: Run) -> dict[str, float]:
                 features = model.audio_features(inputs.get("waveforms"), inputs.get("wave_lengths"),
                                                 inputs.get("encoder_features"))
                 # eval mode scores the whole vocabulary: the loss inference would see
-                loss = sum(branch.projector.ctc_loss(*features[name], b["ctc_targets"])[0]
-                           for name, branch in model.branches.items() if hasattr(branch.projector, "ctc_loss"))
-                errors = sum(word_errors(model.tokenizer.decode(ref), model.tokenizer.decode(hyp))[0]
-                             for ref, hyp in zip(b["ctc_targets"], model.transcribe_features(features, fused=False)))
-                words = sum(len(model.tokenizer.decode(ref).split()) for ref in b["ctc_targets"])
+                loss = model.ctc_loss(features, b["ctc_targets"], b["transcripts"])[0]
+                counts = [word_errors(ref, hyp) for ref, hyp in
+                          zip(b["transcripts"], model.transcribe_features(features, fused=False))]
+                errors, words = sum(c[0] for c in counts), sum(c[1] for c in counts)
                 total += torch.tensor([float(loss), b["num_targets"], errors, words], device=dist.device)
             else:
                 out = model(**to_device(model_inputs(b), dist.device))

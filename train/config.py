@@ -93,8 +93,8 @@ class TrainConfig:
     """Gradient norm clip (0 disables)."""
     objective: Literal["lm", "kd", "ctc"] = "lm"
     """What is learned (train/objectives.py): `lm` is the LLM's cross-entropy on the target; `kd` adds
-    `distill_weight` x KL to the same LLM reading the transcript; `ctc` is CTC on the target's tokens
-    through a CTC projector, with no LLM forward (an ASR stage: the target field is the transcript)."""
+    `distill_weight` x KL to the same LLM reading the transcript; `ctc` is CTC with no LLM forward (an
+    ASR stage: the target field is the transcript), training a recognizer (phoneme_ctc) or a ctc projector."""
     distill_weight: float = 0.0
     """Weight of objective kd's KL term to the frozen LLM's own distribution given the transcript."""
     distill_text_field: str = "text"
@@ -155,8 +155,12 @@ class AlignConfig(Config):
         problems = []
         if self.train.fsdp and self.model.llm.lora.enabled:
             problems.append("train.fsdp with model.llm.lora.enabled is not supported; use DDP for LoRA runs")
-        if not any(b.trainable for b in self.model.branches) and not self.model.llm.lora.enabled:
-            problems.append("model: nothing trains (every branch has trainable: false and LoRA is off)")
+        from lalm.train.objectives import trained_recognizer
+
+        if (not any(b.trainable and b.projector is not None for b in self.model.branches)
+                and not self.model.llm.lora.enabled and not trained_recognizer(self)):
+            problems.append("model: nothing trains (every branch has trainable: false or no projector, LoRA is off "
+                            "and no recognizer trains)")
         names = [s.name for s in self.stages]
         if any(not n or "/" in n for n in names) or len(set(names)) != len(names):
             problems.append(f"stages: every stage needs a unique name without '/', got {names}")

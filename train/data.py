@@ -257,8 +257,8 @@ class BatchLoader(torch.utils.data.IterableDataset):
         """One batch: audio (waveforms or cached features) and what the objective needs of the text.
 
         `lm`: token ids, slots and labels, or, for content-dependent projectors, the prompts to build
-        after projection; `ctc`: the targets' LLM token ids. `num_targets` counts the tokens the loss
-        is normalised by.
+        after projection; `ctc`: the targets as text (`transcripts`, a recognizer's) and as LLM token ids
+        (`ctc_targets`, a ctc projector's). `num_targets` counts the tokens the loss is normalised by.
         """
         clips, kept, skipped = [], [], []
         for row in rows:
@@ -273,7 +273,7 @@ class BatchLoader(torch.utils.data.IterableDataset):
             except KeyError as err:
                 skipped.append({"where": row.where or row.audio, "reason": str(err.args[0]) if err.args else row.audio})
                 continue
-            if self.processor.needs_transcripts and not row.transcript:
+            if self.processor.needs_transcripts and self.objective != "ctc" and not row.transcript:
                 # The layout shows the recognizer's transcript; training shows the row's reference one.
                 skipped.append({"where": row.where or row.audio,
                                 "reason": "no transcript (the layout has {transcript}; set data.transcript_field)"})
@@ -285,6 +285,7 @@ class BatchLoader(torch.utils.data.IterableDataset):
             return batch
         tokenizer = self.processor.tokenizer
         if self.objective == "ctc":
+            batch["transcripts"] = [r.target for r in kept]  # a recognizer's targets, as text
             batch["ctc_targets"] = [tokenizer(r.target, add_special_tokens=False)["input_ids"] for r in kept]
             batch["num_targets"] = sum(len(t) for t in batch["ctc_targets"])
         elif self.processor.dynamic:

@@ -4,10 +4,11 @@ the config describes before any weights load, and it computes a micro-batch's lo
 - `lm`: the frozen LLM's cross-entropy on the target tokens, through the audio positions.
 - `kd`: `lm` plus `train.distill_weight` x KL to the same frozen LLM reading the row's transcript
   (Ultravox's distillation: the teacher is exact, since it is the student's own LLM).
-- `ctc`: CTC on the target's tokens through a CTC projector, with no LLM forward (an ASR stage).
+- `ctc`: CTC with no LLM forward (an ASR stage; the target is the transcript): a trained recognizer
+  (`phoneme_ctc`) on the transcript's text, a `ctc` projector on its tokens.
 
-A gradient must reach a trainable branch: a projector that hands the LLM chosen words (phoneme_ctc)
-is not differentiable end to end, so `lm`/`kd` on it is a config error, not a `backward()` traceback.
+Something must train: a trained recognizer writes text, so no LLM-loss gradient reaches it, and
+`lm`/`kd` with nothing else trainable is a config error, not an idle run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Objective:
 
     batch: ClassVar[str] = "lm"
     teacher: ClassVar[bool] = False
+    #: Whether it trains a trained recognizer (its head is in the optimiser only then).
+    trains_recognizer: ClassVar[bool] = False
 
     @classmethod
     def check(cls, cfg: AlignConfig) -> list[str]:
@@ -47,7 +50,15 @@ def trainable_projectors(cfg: AlignConfig) -> list[tuple[str, type]]:
     from lalm.adapters import PROJECTORS
 
     return [(b.name, PROJECTORS.get(b.projector.name)) for b in cfg.model.branches
-            if b.trainable and b.projector.name in PROJECTORS]
+            if b.trainable and b.projector is not None and b.projector.name in PROJECTORS]
+
+
+def trained_recognizer(cfg: AlignConfig) -> str | None:
+    """The name of the config's recognizer when the kit trains it (objective ctc), else None."""
+    from lalm.recognizers import RECOGNIZERS
+
+    r = cfg.model.recognizer
+    return r.name if r is not None and r.name in RECOGNIZERS and RECOGNIZERS.get(r.name).trainable else None
 
 
 @OBJECTIVES.register("lm")
@@ -55,15 +66,15 @@ class LanguageModelling(Objective):
     @classmethod
     def check(cls, cfg: AlignConfig) -> list[str]:
         problems = []
-        projectors = trainable_projectors(cfg)
-        stuck = [f"{name} ({p.__name__})" for name, p in projectors if not getattr(p, "differentiable", True)]
-        if stuck:
-            problems.append(f"train.objective={cfg.train.objective}: branch(es) {', '.join(stuck)} hand the LLM "
-                            "chosen words, so no LLM-loss gradient reaches them; train them with objective ctc, "
-                            "or freeze them (trainable: false)")
-        elif not projectors and not cfg.model.llm.lora.enabled:
-            problems.append(f"train.objective={cfg.train.objective}: nothing trains (every branch is frozen and "
-                            "LoRA is off)")
+        if not trainable_projectors(cfg) and not cfg.model.llm.lora.enabled:
+            recognizer = trained_recognizer(cfg)
+            if recognizer:
+                problems.append(f"train.objective={cfg.train.objective}: only recognizer {recognizer} would train, "
+                                "and it writes text, so no LLM-loss gradient reaches it; train it with objective "
+                                "ctc, or give a branch a trainable projector")
+            else:
+                problems.append(f"train.objective={cfg.train.objective}: nothing trains (every branch is frozen "
+                                "and LoRA is off)")
         if cls is LanguageModelling and cfg.train.distill_weight:
             problems.append("train.distill_weight is the weight of objective kd; set train.objective=kd")
         return problems
@@ -95,15 +106,20 @@ class Distillation(LanguageModelling):
 @OBJECTIVES.register("ctc")
 class CTC(Objective):
     batch = "ctc"
+    trains_recognizer = True
 
     @classmethod
     def check(cls, cfg: AlignConfig) -> list[str]:
         from lalm.adapters import PROJECTORS
+        from lalm.recognizers import RECOGNIZERS
 
         problems = []
         ctc = [n for n in PROJECTORS.names() if hasattr(PROJECTORS.get(n), "ctc_loss")]
-        if not any(b.projector.name in ctc and b.trainable for b in cfg.model.branches):
-            problems.append(f"train.objective=ctc needs a trainable branch with a CTC projector ({' or '.join(ctc)})")
+        trained = [n for n in RECOGNIZERS.names() if RECOGNIZERS.get(n).trainable]
+        if not trained_recognizer(cfg) and not any(b.projector is not None and b.projector.name in ctc and b.trainable
+                                                   for b in cfg.model.branches):
+            problems.append(f"train.objective=ctc needs a trained recognizer (model.recognizer.name: "
+                            f"{' or '.join(trained)}) or a trainable branch with a CTC projector ({' or '.join(ctc)})")
         if cfg.train.distill_weight:
             problems.append("train.distill_weight is for objective kd (ctc runs no LLM)")
         return problems
@@ -111,7 +127,7 @@ class CTC(Objective):
     def loss(self, model, inputs, batch, cfg):
         features = model.audio_features(inputs.get("waveforms"), inputs.get("wave_lengths"),
                                         inputs.get("encoder_features"))
-        loss = model.ctc_loss(features, batch["ctc_targets"])[0]
+        loss = model.ctc_loss(features, batch["ctc_targets"], batch["transcripts"])[0]
         return loss, loss
 
 

@@ -6,12 +6,17 @@ writes text: its transcript is rendered into the prompt as ordinary tokens where
 layout has `{transcript}` (e.g. `<audio><meta>{meta}</meta><text>{transcript}</text></audio>`), before
 the LLM runs, so the processor still knows every audio position count from the clip's length.
 
-Add one with `@RECOGNIZERS.register("name")` on a `Recognizer` subclass.
+- `whisper`: the frozen Whisper's own decoder (reads the waveform; no trained weights).
+- `phoneme_ctc`: a phoneme CTC head the kit trains (objective `ctc`) over one branch's frozen encoder
+  frames, for encoders with no decoder (Zipformer, fbank, ...), decoded through a lexicon and the
+  frozen LLM's word search; its weights are part of the checkpoint.
+
+Add one with `@RECOGNIZERS.register("name")` on a `Recognizer` (frozen) or `TrainedRecognizer` subclass.
 """
 
 from __future__ import annotations
 
-from lalm.recognizers import whisper_decoder  # noqa: F401  (registers `whisper`)
-from lalm.recognizers.base import RECOGNIZERS, Recognizer, build_recognizer
+from lalm.recognizers import phoneme_ctc, whisper_decoder  # noqa: F401  (registers `phoneme_ctc`, `whisper`)
+from lalm.recognizers.base import RECOGNIZERS, FrozenLM, Recognizer, TrainedRecognizer, build_recognizer
 
-__all__ = ["RECOGNIZERS", "Recognizer", "build_recognizer"]
+__all__ = ["RECOGNIZERS", "FrozenLM", "Recognizer", "TrainedRecognizer", "build_recognizer"]

@@ -1,23 +1,26 @@
-"""Phoneme CTC with lexicon and LLM decoding: the LLM receives its own embeddings of the words heard.
+"""`phoneme_ctc`: a trained phoneme CTC head, a lexicon and the frozen LLM's word search write the transcript.
 
 The token-level CTC projector (`ctc`) can only emit tokens its training speech contained, and a
 corpus of a few hours covers a small share of a 49k vocabulary: content words of unseen questions
 ("France", "spider", "Celsius") are exactly the ones it misses. Phonemes are a closed set of ~60
 that every sentence exercises, so a head trained on the same speech recognises the sounds of words
-it never heard. The projector then turns sounds into words the classic way:
+it never heard. The recognizer then turns sounds into words the classic way:
 
 1. a frame classifier (stack k frames -> MLP) over blank, the phoneme inventory and a word boundary,
-   trained with CTC on espeak-ng's pronunciation of the transcript (no LLM forward);
+   reading the frozen encoder frames of one branch (`model.recognizer.branch`) and trained with CTC
+   on espeak-ng's pronunciation of the transcript (objective `ctc`, no LLM forward);
 2. greedy CTC decoding into words of phonemes;
-3. per word, the nearest pronunciations in a lexicon of ~100k words (`lalm.phonemes.Lexicon`),
-   costed by phoneme edit distance;
+3. per word, the nearest pronunciations in a lexicon (`lalm.phonemes.Lexicon`): the LLM's one-piece
+   words, WordNet's lemmas where `wordnet` names a WordNet folder, and a `words` file; costed by
+   how well each explains the word's frames;
 4. a beam search in which the frozen LLM scores the spellings in context (where a typed message
-   would stand), so "capital of France" wins over "capital of Franz";
-5. the chosen words' token embeddings, from the LLM's own table, are the projector's output.
+   would stand), so "capital of France" wins over "capital of Franz".
 
-Output lengths therefore depend on what was said (`content_dependent`): the processor builds prompts
-after projection, as for `ctc` with compression. The words heard are also the model's transcript
-(`heard_ids`), which evaluation reports as WER.
+The words chosen are the transcript: text, rendered into the prompt at the layout's `{transcript}`
+like any recognizer's. What the head learned (`head`: k, hidden, dropout, voice, phonemes) is fixed by
+training; how it decodes (`options`: the lexicon's sources, the search's beam and weights) is an
+inference setting, saved with the checkpoint and overridable when it loads. A lexicon source the
+options name and the host lacks is an error, never a quietly different lexicon.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lalm.adapters import PROJECTORS
-from lalm.adapters.base import Projector, ceil_div, check_positive, ctc_collapse, group_frames, label_starts
+from lalm.adapters.base import check_positive, ctc_collapse, group_frames, label_starts
+from lalm.recognizers.base import RECOGNIZERS, FrozenLM, TrainedRecognizer
 
 DATA = Path(__file__).resolve().parent / "data"
+WORDNET_INSTALL = "install Debian's wordnet-base (apt-get install wordnet-base; install.sh does)"
 
 
 def read_inventory(path: str | Path) -> list[str]:
@@ -43,20 +47,53 @@ def read_inventory(path: str | Path) -> list[str]:
     return inventory
 
 
-@PROJECTORS.register("phoneme_ctc")
-class PhonemeCTCProjector(Projector):
-    """Frames -> phonemes (CTC) -> words (lexicon + frozen LLM) -> the LLM's embeddings of those words.
+def inventory_file(voice: str = "en-us", phonemes: str | None = None) -> Path:
+    """The phoneme inventory a head is trained over: `phonemes`, else the kit's list for `voice`."""
+    path = Path(phonemes) if phonemes else DATA / f"phonemes_{voice}.txt"
+    if not path.exists():
+        raise ValueError(f"no phoneme inventory for voice {voice!r}: pass phonemes: FILE (one phoneme per "
+                         f"line; the kit ships {', '.join(p.stem[9:] for p in DATA.glob('phonemes_*.txt'))})")
+    return path
 
-    Options:
+
+def lexicon_source_problems(wordnet: str | None, words: str | None, joinable: str | None) -> list[str]:
+    """Lexicon sources the decoding options name and this host lacks (each names its fix)."""
+    problems = []
+    if wordnet is not None and not (Path(wordnet) / "index.noun").is_file():
+        problems.append(f"wordnet: {wordnet} is no WordNet folder (no index.noun), and this model's lexicon "
+                        f"includes WordNet's lemmas: {WORDNET_INSTALL}, or pass the folder that holds it as "
+                        "model.recognizer.options.wordnet=DIR (wordnet=null decodes from a smaller lexicon, "
+                        "differently from how the checkpoint was measured)")
+    for name, path in (("words", words), ("joinable", joinable)):
+        if path is not None and not Path(path).is_file():
+            problems.append(f"{name}: {path} does not exist (a file of words, whitespace-separated); pass an "
+                            f"existing file as model.recognizer.options.{name}")
+    return problems
+
+
+class LexiconSourceError(FileNotFoundError):
+    """A lexicon source that the decoding options name is missing on this host (a user's error: the
+    commands print it as one line)."""
+
+
+@RECOGNIZERS.register("phoneme_ctc")
+class PhonemeCTCRecognizer(TrainedRecognizer):
+    """Frames -> phonemes (CTC) -> words (lexicon + frozen LLM) -> the transcript.
+
+    Head (`model.recognizer.head`; what training learns, fixed in a checkpoint):
         k: frames stacked per output frame. Speech runs at ~12-15 phonemes a second and CTC needs
             room for blanks between repeats, so 2 (25 Hz from Whisper's 50 Hz) is the default.
         hidden: MLP width (two hidden layers).
         dropout: dropout on the stacked frames and hidden layers while training (the head overfits a
             few hours of speech otherwise).
         voice: the espeak-ng voice whose pronunciations are the targets and the lexicon.
-        phonemes: the inventory file (one phoneme per line); default the kit's en-us list. Its order
-            is part of a trained checkpoint.
-        wordnet: a WordNet folder whose lemmas join the lexicon (none: the LLM's vocabulary only).
+        phonemes: the inventory file (one phoneme per line); default the kit's list for the voice.
+            Its order is part of a trained checkpoint.
+
+    Decoding (`model.recognizer.options`; inference settings, overridable at load):
+        wordnet: a WordNet folder whose lemmas join the lexicon; null: the LLM's vocabulary and
+            `words` only. Named, never looked for: a checkpoint decodes with the lexicon its options
+            say, and a WordNet folder missing on the host is an error.
         words: a file of extra words for the lexicon, one per line (names, domain terms).
         joinable: a file of short words espeak-ng may join to the next ("of the"); each joined pair
             is a lexicon entry. Default: the kit's list for the voice's language, where it has one.
@@ -75,19 +112,21 @@ class PhonemeCTCProjector(Projector):
         split_cost: where set, a heard word may also be two words (a word boundary the head missed),
             at this cost in nats on top of the two halves' own; null: words are as heard. 4 measured
             best of 0 to 9 on the demo (docs/quality.md).
+
+    `in_dim` (the branch's encoder width) and `lm` (the model's frozen LLM, for the word search and
+    the lexicon's LLM words) come from the model.
     """
 
-    #: It hands the LLM the embeddings of words it chose (a search): no LLM-loss gradient reaches it.
-    differentiable = False
+    head_options = ("k", "hidden", "dropout", "voice", "phonemes")
 
-    length_options = ("k",)
-
-    def __init__(self, in_dim: int, out_dim: int, k: int = 2, hidden: int = 1024, dropout: float = 0.0, voice: str = "en-us",
-                 phonemes: str | None = None, wordnet: str | None = "/usr/share/wordnet",
-                 words: str | None = None, joinable: str | None = None, lm_weight: float = 1.0, lm_beam: int = 4,
-                 lm_candidates: int = 6, lm_spellings: int = 3, acoustic: str = "ctc",
-                 distance_cost: float = 3.0, lm_slack: float = 6.0, split_cost: float | None = 4.0):
-        check_positive(k=k, hidden=hidden, lm_beam=lm_beam, lm_candidates=lm_candidates, lm_spellings=lm_spellings)
+    def __init__(self, in_dim: int, lm: FrozenLM | None = None, k: int = 2, hidden: int = 1024,
+                 dropout: float = 0.0, voice: str = "en-us", phonemes: str | None = None,
+                 wordnet: str | None = None, words: str | None = None, joinable: str | None = None,
+                 lm_weight: float = 1.0, lm_beam: int = 4, lm_candidates: int = 6, lm_spellings: int = 3,
+                 acoustic: str = "ctc", distance_cost: float = 3.0, lm_slack: float = 6.0,
+                 split_cost: float | None = 4.0):
+        check_positive(in_dim=in_dim, k=k, hidden=hidden, lm_beam=lm_beam, lm_candidates=lm_candidates,
+                       lm_spellings=lm_spellings)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if acoustic not in ("ctc", "edits"):
@@ -95,16 +134,14 @@ class PhonemeCTCProjector(Projector):
         if min(lm_weight, distance_cost, lm_slack, 0 if split_cost is None else split_cost) < 0:
             raise ValueError(f"lm_weight, distance_cost, lm_slack and split_cost must be >= 0, got {lm_weight!r}, "
                              f"{distance_cost!r}, {lm_slack!r} and {split_cost!r}")
-        super().__init__(in_dim, out_dim)
-        inventory = Path(phonemes) if phonemes else DATA / f"phonemes_{voice}.txt"
-        if not inventory.exists():
-            raise ValueError(f"no phoneme inventory for voice {voice!r}: pass phonemes: FILE (one phoneme per "
-                             f"line; the kit ships {', '.join(p.stem[9:] for p in DATA.glob('phonemes_*.txt'))})")
-        self.inventory = read_inventory(inventory)
-        self.k, self.rate_divisor, self.voice = k, k, voice
+        missing = lexicon_source_problems(wordnet, words, joinable)
+        if missing:
+            raise LexiconSourceError("recognizer phoneme_ctc: " + "; ".join(missing))
+        super().__init__()
+        self.in_dim, self.lm = in_dim, lm
+        self.inventory = read_inventory(inventory_file(voice, phonemes))
+        self.k, self.voice = k, voice
         self.wordnet, self.words_file = wordnet, words
-        if joinable and not Path(joinable).exists():
-            raise ValueError(f"joinable: {joinable} does not exist (a file of words, whitespace-separated)")
         self.joinable = joinable or DATA / f"function_words_{voice.split('-')[0]}.txt"
         self.lm_weight, self.lm_beam, self.lm_candidates = float(lm_weight), lm_beam, lm_candidates
         self.lm_spellings, self.acoustic, self.lm_slack = lm_spellings, acoustic, float(lm_slack)
@@ -115,26 +152,29 @@ class PhonemeCTCProjector(Projector):
         self.dropout = dropout
         self.mlp = nn.Sequential(nn.Linear(in_dim * k, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                                  nn.Linear(hidden, self.boundary + 1))
-        self._bound: list = []  # [(embedding, llm, tokenizer)]: the LLM's, never trained, saved or moved here
         self._targets: dict[str, list[int]] = {}
         self._lexicon = None
         self._phonemizer = None
+        self._prompt: tuple[list[int], list[int]] | None = None
         self._heard: dict[tuple, str] = {}  # word-search results by what was heard (oldest dropped first)
 
-    # ------------------------------------------------------------------------------------------ binding
+    @classmethod
+    def config_problems(cls, head: dict, options: dict, where: str) -> list[str]:
+        # The lexicon's sources are host files: checked when the recognizer is built (LexiconSourceError),
+        # so that a config stays valid to read on any host.
+        try:
+            inventory_file(head.get("voice", "en-us"), head.get("phonemes"))
+        except ValueError as err:
+            return [f"{where}.head: {err}"]
+        return []
 
-    def bind_llm(self, embedding: nn.Embedding, special_ids: list[int]) -> None:
-        self._tables = [embedding]
+    # ------------------------------------------------------------------------------------------ parts
 
-    def bind_language_model(self, llm: nn.Module, tokenizer) -> None:
-        from lalm.lm_fusion import user_turn_prefix
-
-        self._bound = [(self._tables[0], llm, tokenizer, *user_turn_prefix(tokenizer))]
-
-    def _llm(self):
-        if not self._bound:
-            raise RuntimeError("the phoneme projector needs the LLM and its tokenizer: LALM binds them when built")
-        return self._bound[0]
+    def _frozen_lm(self) -> FrozenLM:
+        if self.lm is None:
+            raise RuntimeError("recognizer phoneme_ctc decodes with the model's frozen LLM: build it with "
+                               "lm=FrozenLM(llm, tokenizer) (LALM passes its own)")
+        return self.lm
 
     @property
     def phonemizer(self):
@@ -152,20 +192,15 @@ class PhonemeCTCProjector(Projector):
 
             extra = read_word_file(self.words_file) if self.words_file else []
             joinable = read_word_file(self.joinable) if Path(self.joinable).exists() else []
-            words = lexicon_words(self._llm()[2], Path(self.wordnet) if self.wordnet else None, extra)
+            words = lexicon_words(self._frozen_lm().tokenizer, Path(self.wordnet) if self.wordnet else None, extra)
             self._lexicon = Lexicon(words, self.phonemizer, self.inventory, joinable)
         return self._lexicon
 
     # ------------------------------------------------------------------------------------------ scoring
 
-    @staticmethod
-    def count(lengths: torch.Tensor, k: int) -> torch.Tensor:
-        """Stacked frames: the classifier's positions (the emitted token count comes from `forward`)."""
-        return ceil_div(lengths, k)
-
-    @classmethod
-    def content_dependent(cls, options: dict) -> bool:
-        return True
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Stacked frames: the classifier's positions."""
+        return (lengths + self.k - 1) // self.k
 
     def logits(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, N, 2 + P] scores over (blank, phonemes, boundary) per stacked frame, and the lengths N."""
@@ -190,32 +225,25 @@ class PhonemeCTCProjector(Projector):
 
     # ------------------------------------------------------------------------------------------ training
 
-    def ctc_loss(self, features: torch.Tensor, lengths: torch.Tensor,
-                 targets: list[list[int]]) -> tuple[torch.Tensor, int]:
-        """(summed CTC loss, target labels) on the pronunciations of the transcripts (LLM token ids)."""
-        tokenizer = self._llm()[2]
-        rows = [self.labels(tokenizer.decode(t, skip_special_tokens=True)) for t in targets]
-        logits, n = self.logits(features, lengths)
+    def loss(self, frames: torch.Tensor, lengths: torch.Tensor, transcripts: list[str]) -> tuple[torch.Tensor, int]:
+        """(summed CTC loss, target labels) on the pronunciations of the transcripts; clips too short for
+        their transcript add zero."""
+        rows = [self.labels(text) for text in transcripts]
+        logits, n = self.logits(frames, lengths)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # [N, B, C]
         flat = torch.tensor([x for row in rows for x in row], dtype=torch.long, device=logits.device)
         target_lengths = torch.tensor([len(r) for r in rows], device=logits.device)
         loss = F.ctc_loss(log_probs, flat, n, target_lengths, blank=0, reduction="none", zero_infinity=True)
         return loss.sum(), int(target_lengths.sum())
 
-    # ------------------------------------------------------------------------------------------ output
-
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        table = self._llm()[0].weight
-        clips = [table[torch.tensor(ids, dtype=torch.long, device=table.device)] for ids in self.heard_ids(features, lengths)]
-        out_lengths = torch.tensor([c.shape[0] for c in clips], device=features.device)
-        return nn.utils.rnn.pad_sequence(clips, batch_first=True).to(self.mlp[0].weight.dtype), out_lengths
+    # ------------------------------------------------------------------------------------------ decoding
 
     @torch.no_grad()
-    def heard_words(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[tuple[list[int], torch.Tensor]]]:
+    def heard_words(self, frames: torch.Tensor, lengths: torch.Tensor) -> list[list[tuple[list[int], torch.Tensor]]]:
         """Greedy CTC decoding: per clip, its words as (phoneme labels, the word's frame log-probs [T, C]).
 
         A word is the stretch of frames between two frames whose best label is the word boundary."""
-        logits, n = self.logits(features, lengths)
+        logits, n = self.logits(frames, lengths)
         logp = logits.float().log_softmax(-1)
         best = logp.argmax(-1)
         out = []
@@ -230,26 +258,27 @@ class PhonemeCTCProjector(Projector):
             out.append(words)
         return out
 
-    def heard_phonemes(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[list[str]]]:
+    def heard_phonemes(self, frames: torch.Tensor, lengths: torch.Tensor) -> list[list[list[str]]]:
         """Greedy CTC decoding: per clip, its words as lists of phonemes."""
         return [[[self.inventory[label - 1] for label in labels] for labels, _ in words]
-                for words in self.heard_words(features, lengths)]
+                for words in self.heard_words(frames, lengths)]
 
     @torch.no_grad()
-    def heard_text(self, features: torch.Tensor, lengths: torch.Tensor, fused: bool = True) -> list[str]:
-        """What was said, as words: chosen with the LLM when `fused` and lm_weight > 0."""
+    def transcribe(self, frames: torch.Tensor, lengths: torch.Tensor, fused: bool = True) -> list[str]:
+        """What was said, as words: chosen with the LLM when `fused` and lm_weight > 0, else each heard
+        word's cheapest pronunciation's first spelling."""
         texts = []
         fuse = bool(fused and self.lm_weight)
         settings = (fuse, self.lm_weight, self.lm_beam, self.lm_candidates, self.lm_spellings, self.acoustic,
                     self.distance_cost, self.lm_slack, self.split_cost)
-        for words in self.heard_words(features, lengths):
+        for words in self.heard_words(frames, lengths):
             # the same sounds give the same words: a clip read again (each turn of a chat, the answer and
             # then the transcript in evaluation) costs no second search
-            heard = [(tuple(labels), (frames * 100).round().to(torch.int32).numpy().tobytes()
-                      if self.acoustic == "ctc" else b"") for labels, frames in words]
+            heard = [(tuple(labels), (logp * 100).round().to(torch.int32).cpu().numpy().tobytes()
+                      if self.acoustic == "ctc" else b"") for labels, logp in words]
             key = (tuple(heard), *settings)
             if key not in self._heard:
-                candidates = [c for c in (self._candidates(labels, frames) for labels, frames in words) if c]
+                candidates = [c for c in (self._candidates(labels, logp) for labels, logp in words) if c]
                 if fuse:
                     text = " ".join(self._search(candidates)[0]) if candidates else ""
                 else:
@@ -296,14 +325,6 @@ class PhonemeCTCProjector(Projector):
         nll = torch.nan_to_num(nll, posinf=1e4)  # more phonemes than the frames can hold
         return sorted(((m.spellings, float(c)) for m, c in zip(matches, nll)), key=lambda x: x[1])[:limit]
 
-    def heard_ids(self, features: torch.Tensor, lengths: torch.Tensor, fused: bool = True) -> list[list[int]]:
-        """The words heard as LLM token ids per clip (the LLM-fused choice when `fused` and lm_weight > 0)."""
-        tokenizer = self._llm()[2]
-        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in self.heard_text(features, lengths, fused)]
-
-    def greedy_ids(self, features: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-        """The words of the cheapest pronunciations, without the LLM."""
-        return self.heard_ids(features, lengths, fused=False)
 
     @torch.no_grad()
     def _search(self, candidates: list[list[tuple[list[str], float]]]) -> tuple[list[str], float]:
@@ -317,8 +338,13 @@ class PhonemeCTCProjector(Projector):
         """
         from lalm.llm import cached_forward
 
-        table, llm, tokenizer, prefix, end = self._llm()
-        device = table.weight.device
+        llm, tokenizer = self._frozen_lm().llm, self._frozen_lm().tokenizer
+        if self._prompt is None:
+            from lalm.lm_fusion import user_turn_prefix
+
+            self._prompt = user_turn_prefix(tokenizer)
+        prefix, end = self._prompt
+        device = llm.get_input_embeddings().weight.device
         out, cache = cached_forward(llm, None, input_ids=torch.tensor([prefix], device=device))
         next_logp = out.logits[:, -1].float().log_softmax(-1)  # [hypotheses, vocab]
         mask = torch.ones(1, len(prefix), dtype=torch.long, device=device)
