@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "ENGINE=LO-HI,... (espeak: words per minute, default 140-190; others: a "
                                     "multiplier, default 0.85-1.15)")
     p.add_argument("--pitches", help="LO-HI range to draw pitches from, like --speeds (espeak: 0-99, default "
-                                     "35-65; flite, festival: mean F0 in Hz, default by gender)")
+                                     "35-65; flite, festival: mean F0 in Hz, default by gender); "
+                                     "ENGINE/GENDER=LO-HI gives one gender's voices their own range, e.g. "
+                                     "espeak/male=20-60,espeak/female=40-80 (a voice's own pitch= comes first)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-row voice draws")
     p.add_argument("--workers", type=int, default=2, help="clips synthesised in parallel")
     p.add_argument("--batch-size", type=int, default=16,

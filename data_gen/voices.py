@@ -134,13 +134,16 @@ def read_voice_file(spec: str) -> dict[str, str | None]:
 
 
 def parse_engine_ranges(spec: str | None, flag: str, default_engine: str) -> dict[str, Range]:
-    """`--speeds 130-200` (the default engine) or `espeak=130-200,kokoro=0.9-1.1` -> {engine: range}."""
+    """`--speeds 130-200` (the default engine), `espeak=130-200,kokoro=0.9-1.1` (per engine) or
+    `espeak/female=45-80` (an engine's voices of one gender) -> {engine or engine/gender: range}."""
     ranges = {}
     for item in (s.strip() for s in (spec or "").split(",") if s.strip()):
-        engine, sep, span = item.rpartition("=")
-        engine = engine if sep else default_engine
+        key, sep, span = item.rpartition("=")
+        engine, slash, gender = (key if sep else default_engine).partition("/")
         TTS_ENGINES.get(engine)
-        ranges[engine] = parse_range(span, flag)
+        if slash and gender not in GENDERS:
+            raise ValueError(f"{flag} {item!r}: {gender!r} is not a gender; use ENGINE/{'|'.join(GENDERS)}=LO-HI")
+        ranges[f"{engine}/{gender}" if slash else engine] = parse_range(span, flag)
     return ranges
 
 
@@ -150,11 +153,15 @@ class VoiceMix:
     def __init__(self, specs: list[VoiceSpec], speeds: dict[str, Range] | None = None,
                  pitches: dict[str, Range] | None = None, threads: int | None = None):
         speeds, pitches = speeds or {}, pitches or {}
-        unused = sorted((set(speeds) | set(pitches)) - {s.engine for s in specs})
+        unused = sorted({k.partition("/")[0] for k in (*speeds, *pitches)} - {s.engine for s in specs})
         if unused:
             raise ValueError(f"--speeds/--pitches name engines with no voice in the list: {', '.join(unused)}")
         self.specs = sorted(specs, key=lambda s: s.key)
         self.engines: dict[str, TTS] = {}
+        # ranges for one gender's voices of an engine (`espeak/female=45-80`): below a voice's own range,
+        # above the engine's, so pitch can follow gender as it does in people
+        self.by_gender = {"speed": {k: v for k, v in speeds.items() if "/" in k},
+                          "pitch": {k: v for k, v in pitches.items() if "/" in k}}
         for spec in self.specs:
             if spec.engine not in self.engines:
                 self.engines[spec.engine] = TTS_ENGINES.get(spec.engine)(
@@ -167,13 +174,19 @@ class VoiceMix:
             except ValueError as err:
                 raise ValueError(f"voice {spec.key}: {err}") from err
             engine.prepare(spec.voice)
+        for what, ranges in self.by_gender.items():
+            for key, span in ranges.items():
+                self.engines[key.partition("/")[0]].check_range(span, what)
         weights = [s.weight for s in self.specs]
         self.weights = None if len(set(weights)) == 1 else weights
 
     def draw(self, rng: random.Random) -> Voice:
         """A voice for one row (seed `rng` by row); equal weights draw as the single-engine draw did."""
         spec = rng.choice(self.specs) if self.weights is None else rng.choices(self.specs, self.weights)[0]
-        return self.engines[spec.engine].make_voice(spec.voice, spec.gender, rng, spec.speeds, spec.pitches)
+        key = f"{spec.engine}/{spec.gender}"
+        return self.engines[spec.engine].make_voice(spec.voice, spec.gender, rng,
+                                                    spec.speeds or self.by_gender["speed"].get(key),
+                                                    spec.pitches or self.by_gender["pitch"].get(key))
 
     def speak(self, text: str, voice: Voice) -> np.ndarray:
         return self.engines[voice.engine].speak(text, voice)
@@ -185,5 +198,7 @@ class VoiceMix:
             "weights": {s.key: s.weight for s in self.specs if s.weight != 1.0},
             "speeds": {name: list(e.speeds) for name, e in self.engines.items()},
             "pitches": {name: list(e.pitches) if e.pitches else None for name, e in self.engines.items()},
+            **{f"{plural}_by_gender": {k: list(v) for k, v in self.by_gender[what].items()}
+               for what, plural in (("speed", "speeds"), ("pitch", "pitches")) if self.by_gender[what]},
             "evaluation_voices": [s.key for s in self.specs if not s.training],
         }

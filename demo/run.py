@@ -46,6 +46,10 @@ RERUN = "python -m demo"
 #: speech are both well represented in training and in the voice questions.
 TRAIN_SPEEDS = "espeak=90-260,piper=0.7-1.5,kokoro=0.7-1.5,flite=0.7-1.5,festival=0.7-1.5"
 EVAL_SPEEDS = "espeak=95-250,kokoro=0.75-1.45,flite=0.75-1.45"
+#: espeak-ng pitch (0-99 around each variant's own) follows gender, as people's does: drawn from one range
+#: for every voice, a low female variant met a high male one and the voice's gender was not in its sound.
+TRAIN_PITCHES = "espeak/male=20-60,espeak/female=40-80"
+EVAL_PITCHES = "espeak/male=25-55,espeak/female=45-75"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,10 +100,10 @@ def speak_corpus(out: Path, where: Path, size: int, llm: str, rerun: str, speeds
              "--tokenizer", llm], rerun)
     run_once(out, "speak the training corpus", [py, "-m", "lalm.data_gen.synthesize", "--input",
              where / "corpus.jsonl", "--out-dir", speech / "train", "--voices", train,
-             "--speeds", speeds, "--pitches", "20-80"], rerun)
+             "--speeds", speeds, "--pitches", TRAIN_PITCHES], rerun)
     run_once(out, "speak the evaluation questions", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
              "--out-dir", speech / "eval", "--voices", held_out, "--speeds", "130-200",
-             "--pitches", "25-75", "--seed", "1"], rerun)
+             "--pitches", EVAL_PITCHES, "--seed", "1"], rerun)
     return speech
 
 
@@ -114,7 +118,7 @@ def speak_voice_questions(out: Path) -> Path:
     asked about its voice; returns the label_choice manifest."""
     py, folder = sys.executable, out / "speech" / "voice_eval"
     run_once(out, "speak the voice-question clips", [py, "-m", "lalm.data_gen.synthesize", "--input", QUESTIONS,
-             "--out-dir", folder, "--voices", voice_lists(True)[1], "--speeds", EVAL_SPEEDS, "--pitches", "25-75",
+             "--out-dir", folder, "--voices", voice_lists(True)[1], "--speeds", EVAL_SPEEDS, "--pitches", EVAL_PITCHES,
              "--seed", "2"], RERUN)
     run_once(out, "ask about the voices", [py, "-m", "lalm.data_gen.voice_qa", "eval-set", "--manifest",
              folder / "manifest.jsonl", "--out", out / "voice_eval.jsonl"], RERUN)

@@ -177,6 +177,23 @@ def test_espeak_draws_as_before_and_weights_and_ranges_apply():
         VoiceMix(parse_voices("espeak:en+m3"), speeds={"kokoro": (0.9, 1.1)})
 
 
+
+@pytest.mark.skipif(absent("espeak") is not None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_pitch_can_follow_gender():
+    ranges = parse_engine_ranges("20-80,espeak/male=20-40,espeak/female=60-80", "--pitches", "espeak")
+    assert ranges == {"espeak": (20.0, 80.0), "espeak/male": (20.0, 40.0), "espeak/female": (60.0, 80.0)}
+    mix = VoiceMix(parse_voices("espeak:en+m3,espeak:en+f2,espeak:en+f4:pitch=50"), pitches=ranges)
+    draws = [mix.draw(random.Random(i)) for i in range(200)]
+    assert all(20 <= v.pitch <= 40 for v in draws if v.gender == "male")
+    assert all(60 <= v.pitch <= 80 for v in draws if v.name == "en+f2")
+    assert all(v.pitch == 50 for v in draws if v.name == "en+f4")  # a voice's own range comes first
+    assert mix.describe()["pitches_by_gender"] == {"espeak/male": [20.0, 40.0], "espeak/female": [60.0, 80.0]}
+    with pytest.raises(ValueError, match="'robot' is not a gender"):
+        parse_engine_ranges("espeak/robot=1-2", "--pitches", "espeak")
+    with pytest.raises(ValueError, match="outside the engine's"):
+        VoiceMix(parse_voices("espeak:en+m3"), pitches={"espeak/male": (20, 200)})
+
+
 @pytest.mark.skipif(absent("espeak") or absent("flite"), reason="needs espeak-ng and flite "
                     "(apt-get install espeak-ng flite)")
 def test_synthesize_mixes_engines_in_one_manifest(tmp_path):
