@@ -219,7 +219,8 @@ class LALM(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, slots=None, labels=None, waveforms=None,
                 wave_lengths=None, encoder_features=None, prompts=None) -> dict[str, torch.Tensor]:
-        """Summed cross-entropy over target tokens, their count, and the logits at those tokens.
+        """Summed cross-entropy over target tokens, their count, the logits at those tokens, and each
+        branch's projected positions and counts (`audio`, for objectives that read them).
 
         Audio comes as waveforms, or as precomputed `encoder_features` (the feature cache). Token
         tensors come ready, or as `prompts` (one dict of `conversation`, `target`, `supervise_end`
@@ -239,7 +240,7 @@ class LALM(nn.Module):
         logits = self.target_logits(embeds, attention_mask, labels)
         targets = labels[:, 1:][labels[:, 1:] != IGNORE]
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")
-        return {"loss_sum": loss, "num_tokens": targets.new_tensor(targets.numel()), "logits": logits}
+        return {"loss_sum": loss, "num_tokens": targets.new_tensor(targets.numel()), "logits": logits, "audio": audio}
 
     def clip_counts(self, audio: dict[str, tuple[torch.Tensor, torch.Tensor]], clips: int) -> list[dict[str, int]]:
         """Per clip (of `clips`), the positions each branch's projector produced: what the prompt must

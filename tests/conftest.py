@@ -41,7 +41,8 @@ def needs_package(name: str):
 
 @pytest.fixture(scope="session")
 def sift(tmp_path_factory):
-    """24 tone clips whose pitch encodes a colour, answered in a SIFT-shaped JSONL, plus two bad rows."""
+    """24 tone clips whose pitch encodes a colour (and meta.pitch: low or high, for objective label),
+    answered in a SIFT-shaped JSONL, plus two bad rows."""
     root = tmp_path_factory.mktemp("sift")
     rng = np.random.default_rng(0)
     lines = []
@@ -52,7 +53,8 @@ def sift(tmp_path_factory):
         wav = 0.3 * np.sin(2 * np.pi * (200 + 150 * k) * t) + 0.01 * rng.standard_normal(n)
         sf.write(root / f"c{i}.wav", wav.astype(np.float32), 16000)
         lines.append({"id": f"c{i}", "audio": f"c{i}.wav", "text": COLOURS[k],
-                      "response": f"The colour is {COLOURS[k]}.", "truncated": i == 5})
+                      "response": f"The colour is {COLOURS[k]}.", "truncated": i == 5,
+                      "meta": {"pitch": "low" if k < 2 else "high"}})
     (root / "broken.wav").write_text("not audio")
     rows = [json.dumps(r) for r in lines] + ["{bad json", json.dumps({"id": "b", "audio": "broken.wav", "response": "x"})]
     (root / "sift.jsonl").write_text("\n".join(rows) + "\n")

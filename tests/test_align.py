@@ -337,6 +337,32 @@ def test_torchrun_rank_whose_whole_batch_fails_to_load_keeps_in_step(sift, tmp_p
     assert metrics(tmp_path / "run")[-1]["skipped_rows"] == len(listed) == 3
 
 
+def test_label_objective_learns_the_metadata_and_resumes_exactly(sift, tmp_path):
+    args = [f"data.train.0.path={sift}", "train.objective=label", "train.label_fields=[pitch]",
+            "train.label_weight=5.0", "train.schedule=constant", "train.eval_every=0", "train.save_every=5",
+            "train.log_every=10"]
+    align(*args, "train.steps=30", f"train.out_dir={tmp_path / 'straight'}")
+    rows = [m for m in metrics(tmp_path / "straight") if "label_loss" in m]
+    assert rows[-1]["label_loss"] < rows[0]["label_loss"] - 0.15 and rows[-1]["label_accuracy"] >= 0.75, rows
+    state = torch.load(tmp_path / "straight" / "step-0000030" / "train_state.pt", weights_only=True)
+    assert set(state["objective"]) == {"heads.pitch.weight", "heads.pitch.bias"}
+    # The heads are part of the run, not of the model a checkpoint serves.
+    assert not any("heads" in k for k in load_file(tmp_path / "straight" / "final" / "trained.safetensors"))
+    # A field the rows do not tell apart is a config problem found before any model loads.
+    from lalm.config import ConfigError
+    from lalm.train.align import main
+
+    with pytest.raises(ConfigError, match=r"meta.speaker has 0 value\(s\) \[\]; a label needs two or more"):
+        main(["--config", str(CONFIG), *args[:2], "train.label_fields=[pitch,speaker]", *args[3:],
+              f"train.out_dir={tmp_path / 'bad'}"])
+    # Stopped at step 15 and resumed: the heads come back with the projector, so nothing differs.
+    align(*args, "train.steps=15", f"train.out_dir={tmp_path / 'split'}")
+    assert "resumed from" in align(*args, "train.steps=30", f"train.out_dir={tmp_path / 'split'}")
+    a = load_file(tmp_path / "straight" / "final" / "trained.safetensors")
+    b = load_file(tmp_path / "split" / "final" / "trained.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_objectives_check_the_model_before_any_weights_load():
     from lalm.config import ConfigError, load_config
     from lalm.paths import kit_config
@@ -353,6 +379,12 @@ def test_objectives_check_the_model_before_any_weights_load():
     assert "set train.objective=kd" in problems("train.distill_weight=1.0")
     assert "needs train.distill_weight > 0" in problems("train.objective=kd")
     assert problems("train.objective=kd", "train.distill_weight=0.5") == ""
+    assert "set train.objective=label" in problems("train.label_fields=[gender]")
+    label = problems("train.objective=label")
+    assert "needs train.label_weight > 0" in label and "needs train.label_fields" in label
+    assert "is not a branch with a trainable projector; choose one of ['audio']" in problems(
+        "train.objective=label", "train.label_fields=[gender]", "train.label_weight=1", "train.label_branch=meta")
+    assert problems("train.objective=label", "train.label_fields=[gender]", "train.label_weight=1") == ""
     assert "needs a trained recognizer (model.recognizer.name: phoneme_ctc) or a trainable branch with a CTC " \
            "projector" in problems("train.objective=ctc")
     # the phoneme recognizer writes text: the LLM's loss cannot train it

@@ -22,7 +22,7 @@ import torch
 
 from lalm import console
 from lalm.checkpoint import WEIGHTS, load_trained, save_checkpoint
-from lalm.config import describe_fields, load_config
+from lalm.config import ConfigError, describe_fields, load_config
 from lalm.errors import run_command
 from lalm.jsonl import append_jsonl, read_jsonl_skip_torn_tail, write_jsonl_atomic
 from lalm.model import LALM
@@ -31,7 +31,7 @@ from lalm.train.checkpoints import FINAL, latest_intact, remove_leftovers, resto
 from lalm.train.config import AlignConfig
 from lalm.train.data import BatchLoader, SkipLog, batch_plan, cut_batches, load_rows
 from lalm.train.feature_cache import FeatureCache
-from lalm.train.objectives import OBJECTIVES
+from lalm.train.objectives import OBJECTIVES, Objective
 from lalm.wer import word_errors
 
 
@@ -40,6 +40,7 @@ class Run:
     cfg: AlignConfig
     dist: distributed.Dist
     model: LALM
+    objective: Objective
     params: list
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -98,6 +99,9 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     skips = SkipLog()
     rows, valid, weights = load_rows(cfg.data, cfg.train.distill_text_field, skips)
     say(dist, f"data: {len(rows)} training rows, {len(valid)} validation rows; {skips.summary()}")
+    problems = OBJECTIVES.get(cfg.train.objective).check_rows(cfg, rows)
+    if problems:
+        raise ConfigError(problems, source=f"train.objective={cfg.train.objective} on these rows")
     torch.manual_seed(cfg.train.seed)  # same projector init on every rank
     fresh = model is None
     if fresh:
@@ -114,8 +118,10 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     # A trained recognizer's head is optimised only by the objective that trains it (ctc): under lm/kd it
     # gets no gradient, and weight decay must not shrink it.
     recognizer = OBJECTIVES.get(cfg.train.objective).trains_recognizer
+    objective = OBJECTIVES.get(cfg.train.objective)(cfg, rows, model).to(dist.device)
     params = [p for name, p in model.named_parameters()
               if p.requires_grad and (recognizer or not name.startswith("recognizer."))]
+    params += list(objective.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
                                   weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg.train))
@@ -127,7 +133,7 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
                           durations={r.audio: r.duration for r in rows + valid})
         distributed.barrier()
         say(dist, f"feature cache {cache.dir}: {made} clips encoded now, {len(failed)} unreadable")
-    run = Run(cfg, dist, model, params, optimizer, scheduler, rows, valid, weights, cache, out_dir, skips)
+    run = Run(cfg, dist, model, objective, params, optimizer, scheduler, rows, valid, weights, cache, out_dir, skips)
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         for leftover in remove_leftovers(out_dir):
@@ -136,6 +142,8 @@ def setup(cfg: AlignConfig, model: LALM | None = None) -> Run:
     if latest is not None:
         directory, trained, state = latest
         restore(model, optimizer, scheduler, trained, state)
+        if state.get("objective"):
+            objective.load_state_dict(state["objective"])
         run.step, run.counters = state["step"], dict(state["counters"])
         run.window = dict(state.get("window") or new_window())
         # Rows that failed to load before the checkpoint may not be drawn again; the state remembers them.
@@ -219,7 +227,7 @@ def train(run: Run) -> None:
                 "step": run.step, "loss": window["loss"] / window["tokens"] if window["tokens"] else None,
                 "lr": run.scheduler.get_last_lr()[0], "tokens_per_s": clock["tokens"] / elapsed,
                 "audio_s_per_s": clock["audio_s"] / elapsed, "skipped_steps": window["skipped_steps"],
-                **run.counters,
+                **run.counters, **objective_metrics(run),
             }
             bar.set_postfix(loss="-" if metrics["loss"] is None else f"{metrics['loss']:.3f}",
                             lr=f"{metrics['lr']:.1e}", audio_x=f"{metrics['audio_s_per_s']:.1f}", refresh=False)
@@ -237,10 +245,22 @@ def train(run: Run) -> None:
             if dist.main:
                 save_step(run.out_dir, run.step, model, run.optimizer, run.scheduler, run.counters,
                           asdict(cfg), cfg.train.keep_last,
-                          progress={"window": dict(run.window), "skipped_loading": run.skips.found_loading()})
+                          progress={"window": dict(run.window), "skipped_loading": run.skips.found_loading(),
+                                    "objective": run.objective.state_dict()})
             distributed.barrier()
     bar.close()
     logger.close()
+
+
+def objective_metrics(run: Run) -> dict[str, float]:
+    """The objective's own terms since the last log line (label loss, accuracy), over all ranks."""
+    sums = run.objective.report()
+    if not sums:
+        return {}
+    names = list(sums)
+    total = distributed.all_sum(torch.stack([sums[k].float() for k in names]).to(run.dist.device)).tolist()
+    n = total[names.index("n")]
+    return {k: v / n for k, v in zip(names, total) if k != "n"} if n else {}
 
 
 def new_window() -> dict:
@@ -260,10 +280,9 @@ def step(run: Run, micro: list[dict]) -> tuple[float, int, float, bool]:
     tokens = int(totals[0].item())
     record_skips(run, failed, anyone=totals[1].item() > 0)
     loss_sum = torch.zeros((), device=dist.device)
-    objective_fn = OBJECTIVES.get(cfg.train.objective)()
     for b in live:
         with autocast(cfg, dist.device):
-            objective, loss = objective_fn.loss(model, to_device(model_inputs(b), dist.device), b, cfg)
+            objective, loss = run.objective.loss(model, to_device(model_inputs(b), dist.device), b, cfg)
         (loss / max(tokens, 1)).backward()
         loss_sum += objective.detach()
     mean_loss = float(distributed.all_sum(loss_sum).item()) / max(tokens, 1)

@@ -91,12 +91,22 @@ class TrainConfig:
     """AdamW betas."""
     clip_grad: float = 1.0
     """Gradient norm clip (0 disables)."""
-    objective: Literal["lm", "kd", "ctc"] = "lm"
+    objective: Literal["lm", "kd", "label", "ctc"] = "lm"
     """What is learned (train/objectives.py): `lm` is the LLM's cross-entropy on the target; `kd` adds
-    `distill_weight` x KL to the same LLM reading the transcript; `ctc` is CTC with no LLM forward (an
-    ASR stage: the target field is the transcript), training a recognizer (phoneme_ctc) or a ctc projector."""
+    `distill_weight` x KL to the same LLM reading the transcript; `label` adds `label_weight` x the
+    cross-entropy of linear heads that read the rows' `meta` fields (`label_fields`) off a branch's
+    positions; `ctc` is CTC with no LLM forward (an ASR stage: the target field is the transcript),
+    training a recognizer (phoneme_ctc) or a ctc projector."""
     distill_weight: float = 0.0
     """Weight of objective kd's KL term to the frozen LLM's own distribution given the transcript."""
+    label_fields: list[str] = field(default_factory=list)
+    """Objective label: the rows' `meta` fields to predict (e.g. [gender, pace]); each field's classes
+    are the values the training rows hold, and rows without the field add no label loss."""
+    label_weight: float = 0.0
+    """Objective label: the loss is the LLM's mean per-target-token loss plus label_weight x the heads'
+    mean cross-entropy over the labelled clips (summed over fields)."""
+    label_branch: str = ""
+    """Objective label: the branch whose positions the heads read; empty: the one trainable branch."""
     distill_text_field: str = "text"
     """Row field with the transcript the distillation teacher reads."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -34,7 +34,9 @@ class Row:
     truncated: bool
     transcript: str | None
     where: str = ""
-    """`file:line` of the row, how skips name it (last, with a default, so rows built by hand still fit)."""
+    """`file:line` of the row, how skips name it (after the required fields, so rows built by hand still fit)."""
+    meta: dict | None = None
+    """The row's `meta` (speaker metadata: gender, pace, engine, ...), what objective `label` predicts."""
 
     def conversation(self, text_instead_of_audio: str | None = None) -> list[dict]:
         """The user turn: the audio (or, for the distillation teacher, its transcript), then the prompt."""
@@ -140,9 +142,12 @@ def parse_row(index: int, cfg: SourceConfig, path: Path, line_no: int, line: str
     if duration > max_seconds:
         said = f" (the row says {stated} s)" if stated is not None and abs(stated - duration) > 0.1 else ""
         raise RowError(f"{audio}: {duration:.1f} s{said} is over data.max_audio_seconds={max_seconds}")
+    meta = raw.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise RowError(f"meta: expected an object of speaker fields, got {meta!r}")
     row_id = raw.get("id")
     return Row(index, line_no, str(row_id if row_id is not None else where), audio, duration, target,
-               prompt or None, bool(truncated), transcript, where)
+               prompt or None, bool(truncated), transcript, where, meta)
 
 
 def _seconds(value) -> bool:
@@ -283,6 +288,7 @@ class BatchLoader(torch.utils.data.IterableDataset):
         batch: dict = {"skipped": skipped, "rows": len(kept)}
         if not kept:
             return batch
+        batch["meta"] = [r.meta or {} for r in kept]
         tokenizer = self.processor.tokenizer
         if self.objective == "ctc":
             batch["transcripts"] = [r.target for r in kept]  # a recognizer's targets, as text

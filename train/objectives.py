@@ -4,6 +4,10 @@ the config describes before any weights load, and it computes a micro-batch's lo
 - `lm`: the frozen LLM's cross-entropy on the target tokens, through the audio positions.
 - `kd`: `lm` plus `train.distill_weight` x KL to the same frozen LLM reading the row's transcript
   (Ultravox's distillation: the teacher is exact, since it is the student's own LLM).
+- `label`: `lm` plus `train.label_weight` x the cross-entropy of linear heads that read speaker metadata
+  (the rows' `meta`: gender, pace) off the mean of a branch's output positions. The LLM-loss gradient
+  of a one-word answer ("female") is a small share of a batch's target tokens; the heads give the
+  branch a direct signal that its positions must tell those classes apart (docs/quality.md).
 - `ctc`: CTC with no LLM forward (an ASR stage; the target is the transcript): a trained recognizer
   (`phoneme_ctc`) on the transcript's text, a `ctc` projector on its tokens.
 
@@ -18,15 +22,22 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
+from lalm.config import ConfigError
 from lalm.registry import Registry
 
 if TYPE_CHECKING:
     from lalm.train.config import AlignConfig
 
 
-class Objective:
+class Objective(nn.Module):
     """One way to turn a batch into a loss. `batch` says what BatchLoader builds for it (`lm` or `ctc`
-    inputs) and `teacher` whether rows also carry the transcript-reading teacher's prompt."""
+    inputs) and `teacher` whether rows also carry the transcript-reading teacher's prompt.
+
+    Built once per run from the config, the training rows and the model; its own parameters (label
+    heads) train with the model's and are saved in the trainer state, not with the trained weights:
+    they are not part of the model a checkpoint serves."""
 
     batch: ClassVar[str] = "lm"
     teacher: ClassVar[bool] = False
@@ -37,6 +48,19 @@ class Objective:
     def check(cls, cfg: AlignConfig) -> list[str]:
         """Problems with using this objective on the model `cfg` describes (config time, no weights)."""
         return []
+
+    @classmethod
+    def check_rows(cls, cfg: AlignConfig, rows: list) -> list[str]:
+        """Problems with the training rows for this objective (after they are read, before the model loads)."""
+        return []
+
+    def __init__(self, cfg: AlignConfig | None = None, rows: list | None = None, model=None):
+        super().__init__()
+
+    def report(self) -> dict[str, torch.Tensor]:
+        """Sums of this objective's own terms since the last call, as tensors the trainer all-reduces
+        and divides by their `n` (e.g. label loss and accuracy); empty for most objectives."""
+        return {}
 
     def loss(self, model, inputs: dict, batch: dict, cfg: AlignConfig) -> tuple[torch.Tensor, torch.Tensor]:
         """(the summed objective to report, the summed loss to backpropagate) of one micro-batch."""
@@ -75,8 +99,11 @@ class LanguageModelling(Objective):
             else:
                 problems.append(f"train.objective={cfg.train.objective}: nothing trains (every branch is frozen "
                                 "and LoRA is off)")
-        if cls is LanguageModelling and cfg.train.distill_weight:
+        if not cls.teacher and cfg.train.distill_weight:
             problems.append("train.distill_weight is the weight of objective kd; set train.objective=kd")
+        if cls is not LabelledLanguageModelling and (cfg.train.label_weight or cfg.train.label_fields):
+            problems.append("train.label_weight and train.label_fields are for objective label; "
+                            "set train.objective=label")
         return problems
 
     def loss(self, model, inputs, batch, cfg):
@@ -101,6 +128,86 @@ class Distillation(LanguageModelling):
         teacher = teacher_logits(model, {k: v.to(model.device) for k, v in batch["teacher"].items()})
         out = model(**inputs)
         return out["loss_sum"], out["loss_sum"] + cfg.train.distill_weight * distill_kl(teacher, out["logits"])
+
+
+@OBJECTIVES.register("label")
+class LabelledLanguageModelling(LanguageModelling):
+    @classmethod
+    def check(cls, cfg: AlignConfig) -> list[str]:
+        problems = super().check(cfg)
+        if cfg.train.label_weight <= 0:
+            problems.append("train.objective=label needs train.label_weight > 0 (the label loss's weight)")
+        if not cfg.train.label_fields:
+            problems.append("train.objective=label needs train.label_fields: the rows' meta fields to predict, "
+                            "e.g. [gender, pace]")
+        if cfg.train.label_fields and cfg.train.label_weight > 0:
+            try:
+                label_branch(cfg)
+            except ConfigError as err:
+                problems += err.problems
+        return problems
+
+    @classmethod
+    def check_rows(cls, cfg: AlignConfig, rows: list) -> list[str]:
+        return [f"train.label_fields: the training rows' meta.{f} has {len(values)} value(s) {values}; a label "
+                f"needs two or more (or drop {f!r})" for f, values in label_classes(cfg, rows).items() if len(values) < 2]
+
+    def __init__(self, cfg: AlignConfig, rows: list, model):
+        super().__init__()
+        self.branch = label_branch(cfg)
+        self.classes = label_classes(cfg, rows)
+        width = model.branches[self.branch].projector.out_dim
+        self.heads = nn.ModuleDict({f: nn.Linear(width, len(v)) for f, v in self.classes.items()})
+        self.sums = torch.zeros(3)  # label loss x clips, right answers, labelled clips
+
+    def report(self):
+        sums, self.sums = self.sums, torch.zeros(3)
+        return {"label_loss": sums[0], "label_accuracy": sums[1], "n": sums[2]}
+
+    def targets(self, field: str, meta: list[dict], device) -> torch.Tensor:
+        """Class index of each clip's `field`, -100 (ignored) where the row has none or an unseen value."""
+        index = {v: i for i, v in enumerate(self.classes[field])}
+        ids = [index.get(str(m[field]), -100) if m.get(field) is not None else -100 for m in meta]
+        return torch.tensor(ids, device=device)
+
+    def loss(self, model, inputs, batch, cfg):
+        out = model(**inputs)
+        positions, counts = out["audio"][self.branch]
+        # The heads see what the LLM sees: the mean of the clip's positions.
+        keep = (torch.arange(positions.shape[1], device=positions.device) < counts[:, None]).to(positions.dtype)
+        pooled = (positions * keep[..., None]).sum(1) / counts.clamp(min=1)[:, None].to(positions.dtype)
+        label = positions.new_zeros((), dtype=torch.float32)
+        for field, head in self.heads.items():
+            target = self.targets(field, batch["meta"], positions.device)
+            if (target >= 0).any():
+                logits = head(pooled.float())
+                term = F.cross_entropy(logits, target, ignore_index=-100)
+                label = label + term
+                known = target >= 0
+                self.sums += torch.tensor([float(term.detach()) * int(known.sum()),
+                                           float((logits.argmax(-1) == target)[known].sum()), float(known.sum())])
+        # Scaled by the micro-batch's target tokens, because the step divides the summed loss by them.
+        return out["loss_sum"], out["loss_sum"] + cfg.train.label_weight * label * batch["num_targets"]
+
+
+def label_classes(cfg: AlignConfig, rows: list) -> dict[str, list[str]]:
+    """Each label field's classes: the values the training rows' meta holds, sorted."""
+    return {f: sorted({str(r.meta[f]) for r in rows if r.meta and r.meta.get(f) is not None})
+            for f in cfg.train.label_fields}
+
+
+def label_branch(cfg: AlignConfig) -> str:
+    """The branch objective label reads: train.label_branch, or the one trainable projector branch."""
+    names = [name for name, _ in trainable_projectors(cfg)]
+    if cfg.train.label_branch:
+        if cfg.train.label_branch not in names:
+            raise ConfigError([f"train.label_branch={cfg.train.label_branch!r} is not a branch with a trainable "
+                               f"projector; choose one of {names}"])
+        return cfg.train.label_branch
+    if len(names) != 1:
+        raise ConfigError([f"train.objective=label: {len(names)} branches have a trainable projector ({names}); "
+                           "name the one the label heads read with train.label_branch"])
+    return names[0]
 
 
 @OBJECTIVES.register("ctc")
