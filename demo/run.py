@@ -10,8 +10,9 @@
    the voice questions, in voices training never uses
 3. SIFT: SmolLM2 answers questions about the voice from the transcript plus the speaker metadata,
    answers kept where they name the right label (data_gen.voice_qa), and answers plain transcripts
-4. train the `meta` projector on Whisper tiny.en's frames through the frozen SmolLM2; Whisper's own
-   decoder writes the transcript that stands beside it in the prompt
+4. train the `meta` projector on Whisper tiny.en's frames through the frozen SmolLM2, with heads that
+   read gender and pace off its positions (objective label); Whisper's own decoder writes the
+   transcript that stands beside it in the prompt
 5. evaluate the unseen spoken questions (content) and the voice questions (gender, pace) in audio
    mode, in cascade mode (Whisper's transcript read by SmolLM2) and in text mode (the upper bound),
    with the word error rate of what the model heard
