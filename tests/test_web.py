@@ -246,3 +246,46 @@ def test_new_chat_leaves_nothing_of_the_old_one(tiny_config, browser, tmp_path):
         assert calls[-1] == ([[]], 1)  # the new chat's first request carries no earlier turn
     finally:
         server.stop()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.environ.get("LALM_DEMO_CHECKPOINT") or os.path.join(ROOT, "runs", "demo", "align", "final")
+# The demo's held-out spoken questions sit beside its checkpoint: runs/demo/speech/eval/wavs.
+DEMO_CLIPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(DEMO))), "speech", "eval", "wavs")
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(DEMO, "trained.safetensors")) or not os.path.isdir(DEMO_CLIPS),
+                    reason=f"no trained demo checkpoint with its clips at {DEMO} (run python -m demo, or set "
+                           "LALM_DEMO_CHECKPOINT to a runs/<name>/align/final)")
+def test_page_answers_a_spoken_question_with_the_trained_demo_model(browser, tmp_path):
+    """The checkpoint `python -m demo` trains (recognizer + meta branch, real SmolLM2 and Whisper),
+    served as `python -m lalm.serve` serves it: an uploaded spoken question is heard (the recognizer's
+    transcript) and answered by streaming, the same answer the model gives that clip without the page."""
+    model = LALM.from_pretrained(DEMO)
+    received = []
+    generate_batch = model.generate_batch
+
+    def spy(conversations, audio, **kwargs):
+        received.append((conversations, audio))
+        return generate_batch(conversations, audio, **kwargs)
+
+    model.generate_batch = spy
+    server = Server(("127.0.0.1", 0), App(BatchWorker(HFBackend(model)).start(), "demo")).start()
+    try:
+        browser.call("Page.navigate", url=server.url + "/")
+        browser.wait_for("document.body?.dataset.ready === 'true'")
+        browser.js("document.getElementById('max-tokens').value = 24")
+        question = os.path.join(DEMO_CLIPS, sorted(os.listdir(DEMO_CLIPS))[0])
+        file_input = browser.call("Runtime.evaluate", expression="document.getElementById('file')")["result"]["objectId"]
+        browser.call("DOM.setFileInputFiles", files=[question], objectId=file_input)
+        browser.wait_for("!document.getElementById('attachment').hidden")
+        browser.js("document.getElementById('send').click()")
+        browser.wait_for(f"{LAST_ANSWER}?.dataset.state === 'done'", timeout=180)
+        answer = browser.js(f"{LAST_ANSWER}.querySelector('.text').textContent")
+    finally:
+        server.stop()
+    (conversations, audio), = received
+    (clip,) = audio[0]
+    info = sf.info(question)
+    assert abs(clip.samples - info.frames * 16000 / info.samplerate) < 200 and clip.transcript.strip()
+    assert answer.strip() and answer == generate_batch(conversations, audio, max_new_tokens=24)[0]
