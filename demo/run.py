@@ -1,6 +1,6 @@
 """The offline end-to-end demo: the whole kit on CPU with small real models and no internet.
 
-    python -m demo                 # about 25 minutes on 2 CPU cores; rerun to resume
+    python -m demo                 # about 28 minutes on 2 CPU cores; rerun to resume
     python -m demo --steps 600     # train longer
 
 1. build a training corpus: the kit's assistant utterances plus WordNet sentences (data_gen.corpus),
