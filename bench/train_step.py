@@ -47,6 +47,7 @@ from lalm.train import distributed
 from lalm.train.align import Run, lr_factor, step
 from lalm.train.config import AlignConfig, DataConfig, TrainConfig
 from lalm.train.data import Row, cut_batches
+from lalm.train.objectives import OBJECTIVES
 
 WORDS = ["the", "a", "of", "to", "and", "in", "is", "it", "you", "that", "was", "for", "on", "are", "with"]
 
@@ -110,8 +111,9 @@ def make_run(model: LALM, device: torch.device) -> Run:
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
                                   weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg.train))
-    return Run(cfg, distributed.Dist(device=device), model, params, optimizer, scheduler, [], [], [1.0], None,
-               Path(tempfile.gettempdir()))
+    objective = OBJECTIVES.get(cfg.train.objective)()
+    return Run(cfg, distributed.Dist(device=device), model, objective, params, optimizer, scheduler, [], [], [1.0],
+               None, Path(tempfile.gettempdir()))
 
 
 @dataclass

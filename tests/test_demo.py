@@ -20,7 +20,8 @@ def test_demo_overrides_fit_the_training_config(tmp_path):
     assert all(s.target_field == "response" for s in cfg.data.train)
     assert Path(cfg.train.out_dir) == tmp_path / "align"
     (name, stage), = cfg.resolved_stages()
-    assert stage.train.objective == "lm" and stage.train.steps == 3
+    assert stage.train.objective == "label" and stage.train.label_fields == ["gender", "pace"]
+    assert stage.train.steps == 3
     # the transcript stands beside the continuous branch, written by Whisper's own decoder
     assert cfg.model.recognizer.name == "whisper" and "{transcript}" in cfg.model.prompt.layout
 
