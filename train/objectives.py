@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
+from lalm.adapters.base import valid_mask
 from lalm.config import ConfigError
 from lalm.registry import Registry
 
@@ -158,34 +158,37 @@ class LabelledLanguageModelling(LanguageModelling):
         self.classes = label_classes(cfg, rows)
         width = model.branches[self.branch].projector.out_dim
         self.heads = nn.ModuleDict({f: nn.Linear(width, len(v)) for f, v in self.classes.items()})
-        self.sums = torch.zeros(3)  # label loss x clips, right answers, labelled clips
+        self.index = {f: {v: i for i, v in enumerate(values)} for f, values in self.classes.items()}
+        self.sums = torch.zeros(3)  # label loss x clips, right answers, labelled clips (on the loss's device)
 
     def report(self):
-        sums, self.sums = self.sums, torch.zeros(3)
+        sums, self.sums = self.sums.cpu(), torch.zeros(3)
         return {"label_loss": sums[0], "label_accuracy": sums[1], "n": sums[2]}
 
-    def targets(self, field: str, meta: list[dict], device) -> torch.Tensor:
+    def targets(self, field: str, meta: list[dict]) -> torch.Tensor:
         """Class index of each clip's `field`, -100 (ignored) where the row has none or an unseen value."""
-        index = {v: i for i, v in enumerate(self.classes[field])}
-        ids = [index.get(str(m[field]), -100) if m.get(field) is not None else -100 for m in meta]
-        return torch.tensor(ids, device=device)
+        index = self.index[field]
+        return torch.tensor([index.get(str(m[field]), -100) if m.get(field) is not None else -100 for m in meta])
 
     def loss(self, model, inputs, batch, cfg):
         out = model(**inputs)
         positions, counts = out["audio"][self.branch]
         # The heads see what the LLM sees: the mean of the clip's positions.
-        keep = (torch.arange(positions.shape[1], device=positions.device) < counts[:, None]).to(positions.dtype)
+        keep = valid_mask(counts, positions.shape[1]).to(positions.dtype)
         pooled = (positions * keep[..., None]).sum(1) / counts.clamp(min=1)[:, None].to(positions.dtype)
         label = positions.new_zeros((), dtype=torch.float32)
+        sums = self.sums.to(positions.device)
         for field, head in self.heads.items():
-            target = self.targets(field, batch["meta"], positions.device)
-            if (target >= 0).any():
+            target = self.targets(field, batch["meta"])
+            known = target >= 0
+            if known.any():  # decided on the host: the targets are built there, so no device sync per batch
+                target, known = target.to(positions.device), known.to(positions.device)
                 logits = head(pooled.float())
                 term = F.cross_entropy(logits, target, ignore_index=-100)
                 label = label + term
-                known = target >= 0
-                self.sums += torch.tensor([float(term.detach()) * int(known.sum()),
-                                           float((logits.argmax(-1) == target)[known].sum()), float(known.sum())])
+                sums = sums + torch.stack([term.detach() * known.sum(), ((logits.argmax(-1) == target) & known).sum(),
+                                           known.sum()]).float()
+        self.sums = sums
         # Scaled by the micro-batch's target tokens, because the step divides the summed loss by them.
         return out["loss_sum"], out["loss_sum"] + cfg.train.label_weight * label * batch["num_targets"]
 
