@@ -13,7 +13,7 @@ from lalm.adapters.base import Projector, Standardize, check_positive, valid_mas
 @PROJECTORS.register("pool")
 class PoolMLP(Projector):
     """Masked mean and standard deviation of a clip's frames, and its log length in frames, then
-    Linear -> GELU -> Linear to `queries` LLM positions.
+    Linear -> GELU -> Linear (or one Linear) to `queries` LLM positions.
 
     The length is an input because a rate is a count over a duration: the LLM reads the words (the
     transcript beside this branch), the projector tells it how long they took. Padded frames never
@@ -31,7 +31,10 @@ class PoolMLP(Projector):
 
     Options:
         queries: positions per clip.
-        hidden: MLP width; defaults to out_dim.
+        hidden: MLP width; defaults to out_dim. 0: no hidden layer, one Linear from the statistics to
+            the positions, which extrapolates along a line to statistics outside the training range
+            (a voice higher than any training voice reads as higher still; an MLP fitted to the training
+            voices can fold back, docs/quality.md row Q).
         out_norm: RMS-normalise each output position (unit RMS, then a learned per-dimension gain).
         standardize: per-dimension running standardisation of the statistics (else a per-clip
             LayerNorm, which measured at chance on gender).
@@ -42,11 +45,14 @@ class PoolMLP(Projector):
     def __init__(self, in_dim: int, out_dim: int, queries: int = 4, hidden: int | None = None,
                  out_norm: bool = False, standardize: bool = True):
         hidden = out_dim if hidden is None else hidden
-        check_positive(queries=queries, hidden=hidden)
+        check_positive(queries=queries)
+        if hidden != 0:
+            check_positive(hidden=hidden)
         super().__init__(in_dim, out_dim)
         self.queries, self.rate_divisor = queries, float("inf")
         self.norm = Standardize(2 * in_dim + 1) if standardize else nn.LayerNorm(2 * in_dim + 1)
-        self.mlp = nn.Sequential(nn.Linear(2 * in_dim + 1, hidden), nn.GELU(), nn.Linear(hidden, queries * out_dim))
+        self.mlp = (nn.Linear(2 * in_dim + 1, queries * out_dim) if hidden == 0 else
+                    nn.Sequential(nn.Linear(2 * in_dim + 1, hidden), nn.GELU(), nn.Linear(hidden, queries * out_dim)))
         self.out_norm = nn.RMSNorm(out_dim) if out_norm else nn.Identity()
 
     @staticmethod

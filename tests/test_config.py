@@ -22,7 +22,7 @@ def test_all_problems_are_reported_together(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(bad)
     text = str(err.value)
-    for fragment in ["colour: unknown key", "unknown encoder 'wisper'", "valid: fbank, hf, whisper", "unknown projector 'stack'",
+    for fragment in ["colour: unknown key", "unknown encoder 'wisper'", "valid: fbank, hf, prosody, whisper", "unknown projector 'stack'",
                      "'float8' is not one of", "seed: expected int", "{audio} exactly once", "{speech} names no branch",
                      "exactly one of `path`"]:
         assert fragment in text, fragment

@@ -173,21 +173,23 @@ def test_encoded_clips_are_reused_and_text_only_works(tiny_model, rng):
     assert isinstance(text_only, str)
 
 
-def test_an_encoder_without_weights_builds_trains_and_counts_from_the_config(rng):
-    """fbank (log-mels, no network) is a registry encoder like any other: the processor's count,
-    made from the config alone, matches its frames through the projector, and a step trains."""
+@pytest.mark.parametrize("name, width, frames", [("fbank", 80, 102), ("prosody", 26, 102)])  # 16321 samples / 160
+def test_an_encoder_without_weights_builds_trains_and_counts_from_the_config(rng, name, width, frames):
+    """fbank (log-mels) and prosody (pitch, voicing, loudness), no network, are registry encoders like
+    any other: the processor's count, made from the config alone, matches their frames through the
+    projector, and a step trains."""
     from lalm.config import ConfigError, load_config
     from tests.conftest import TINY
 
     where = "model.branches.0.encoder"
-    cfg = load_config(TINY, [f"{where}.name=fbank", f"{where}.path=null", f"{where}.random_config=null"])
+    cfg = load_config(TINY, [f"{where}.name={name}", f"{where}.path=null", f"{where}.random_config=null"])
     model = LALM(cfg.model)
     clip = rng.standard_normal(16000 + 321).astype(np.float32)
     batch = training_batch(model, [clip], ["ok"])
     feats = model.encode_audio(batch["waveforms"], batch["wave_lengths"])
-    assert feats["audio"][0].shape[-1] == 80 and int(feats["audio"][1][0]) == 102  # round(16321 / 160)
+    assert feats["audio"][0].shape[-1] == width and int(feats["audio"][1][0]) == frames
     out = model.train()(**batch)
     out["loss_sum"].backward()
     assert all(".projector." in n for n, p in model.named_parameters() if p.grad is not None)
     with pytest.raises(ConfigError, match="has no weights; remove `path`"):
-        load_config(TINY, [f"{where}.name=fbank"])  # tiny's random_config is still set
+        load_config(TINY, [f"{where}.name={name}"])  # tiny's random_config is still set

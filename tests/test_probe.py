@@ -95,8 +95,8 @@ def test_encoder_specs():
     assert parse_spec(f"{ROOT / 'configs' / 'tiny_dual_stage2.yaml'}#semantic").config.name == "zipformer"
     floor = parse_spec("floor=fbank?num_mel_bins=40")
     assert (floor.label, floor.config.path, floor.config.options) == ("floor", None, {"num_mel_bins": 40})
-    for bad, fragment in [("wisper:x", "valid: fbank, hf, whisper, zipformer"), ("fbank:x", "has no weights"), ("whisper:random:huge", "valid: base"),
-                          ("whisper:x?bogus=1", r"no option\(s\) bogus"), ("whisper", "expected NAME:PATH.*without weights \\(fbank\\)")]:
+    for bad, fragment in [("wisper:x", "valid: fbank, hf, prosody, whisper, zipformer"), ("fbank:x", "has no weights"), ("whisper:random:huge", "valid: base"),
+                          ("whisper:x?bogus=1", r"no option\(s\) bogus"), ("whisper", "expected NAME:PATH.*without weights \\(fbank, prosody\\)")]:
         with pytest.raises(SpecError, match=fragment):
             parse_spec(bad)
 
@@ -143,7 +143,7 @@ def test_the_command_compares_encoders_and_reuses_its_results(tone_task, tmp_pat
 
 def test_the_command_keeps_the_error_convention(tmp_path):
     done = probe_command("--encoder", "wisper:x", "--tasks", "nothing", "--out", str(tmp_path))
-    assert done.returncode == 2 and done.stderr.startswith("error:") and "valid: fbank, hf, whisper" in done.stderr
+    assert done.returncode == 2 and done.stderr.startswith("error:") and "valid: fbank, hf, prosody, whisper" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -17,6 +17,7 @@ LENGTHS = [37, 20, 8, 1]
 CASES = [pytest.param(name, {"compress": False} if name == "ctc" else {}, id=name)
          for name in PROJECTORS.names()] + [
     pytest.param("window_qformer", {"num_queries": 3}, id="window_qformer-3q"),
+    pytest.param("pool", {"hidden": 0}, id="pool-linear"),
 ]
 ANY_LENGTH = [*CASES, pytest.param("ctc", {}, id="ctc-compressed")]
 
@@ -49,6 +50,19 @@ def test_pool_gives_a_fixed_count_and_hears_the_length():
     short, _ = projector(frame.expand(1, 10, IN_DIM), torch.tensor([10]))
     long, _ = projector(frame.expand(1, 40, IN_DIM), torch.tensor([40]))
     assert not torch.allclose(short, long)  # same frames, 4x the duration: a rate needs the length
+
+
+def test_a_linear_pool_extrapolates_along_a_line():
+    """hidden 0: one Linear after the standardised statistics, so a clip twice as far from the training
+    mean moves the positions exactly twice as far (an MLP can fold back outside its training range)."""
+    projector = make("pool", queries=2, hidden=0)
+    assert not any(isinstance(m, torch.nn.GELU) for m in projector.modules())
+    centre, step = torch.zeros(1, 10, IN_DIM), torch.randn(1, 1, IN_DIM).expand(1, 10, IN_DIM)
+    lengths = torch.tensor([10])
+    base, once, twice = (projector(centre + k * step, lengths)[0] for k in (0, 1, 2))
+    assert torch.allclose(twice - base, 2 * (once - base), atol=1e-4)
+    with pytest.raises(ValueError, match="hidden must be a positive integer"):
+        make("pool", hidden=-1)
 
 
 def test_standardize_keeps_the_exact_running_statistics_of_every_training_vector():

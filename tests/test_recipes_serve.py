@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lalm.encoders import weightless
 from tests.helpers import ROOT, write_tiny_whisper
 
 RECIPES = sorted(p.name for p in (ROOT / "configs").glob("*.yaml") if not p.name.startswith("tiny"))
@@ -28,14 +29,15 @@ WIDE_OPTIONS = ("hidden",)
 
 
 def shrink(recipe: dict, sift: Path, whisper: Path, out: Path) -> dict:
-    """The recipe with tiny random encoders and LLM, the tiny Whisper as frozen recognizer (a trained one
+    """The recipe with tiny random encoders (weightless ones as they are) and LLM, the tiny Whisper as frozen recognizer (a trained one
     at its default width, decoding from the LLM's vocabulary: no host WordNet), the test corpus, 2 steps."""
     tiny = copy.deepcopy(recipe)
     model = tiny["model"]
     for i, branch in enumerate(model["branches"]):
         encoder = branch["encoder"]
-        branch["encoder"] = {"name": encoder["name"], "random_config": TINY_ENCODERS[encoder["name"]], "seed": i,
-                             "options": encoder.get("options", {})}
+        if encoder["name"] not in weightless():  # an encoder with no weights is tiny already
+            branch["encoder"] = {"name": encoder["name"], "random_config": TINY_ENCODERS[encoder["name"]], "seed": i,
+                                 "options": encoder.get("options", {})}
         if "projector" in branch and branch["projector"] is None:
             continue  # read by the recognizer only
         options = branch.get("projector", {}).get("options", {})

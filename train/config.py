@@ -106,7 +106,8 @@ class TrainConfig:
     """Objective label: the loss is the LLM's mean per-target-token loss plus label_weight x the heads'
     mean cross-entropy over the labelled clips (summed over fields)."""
     label_branch: str = ""
-    """Objective label: the branch whose positions the heads read; empty: the one trainable branch."""
+    """Objective label: the branch whose positions the heads read; empty: every trainable branch (the
+    heads read the branches' mean positions side by side)."""
     distill_text_field: str = "text"
     """Row field with the transcript the distillation teacher reads."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"

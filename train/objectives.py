@@ -5,7 +5,7 @@ the config describes before any weights load, and it computes a micro-batch's lo
 - `kd`: `lm` plus `train.distill_weight` x KL to the same frozen LLM reading the row's transcript
   (Ultravox's distillation: the teacher is exact, since it is the student's own LLM).
 - `label`: `lm` plus `train.label_weight` x the cross-entropy of linear heads that read speaker metadata
-  (the rows' `meta`: gender, pace) off the mean of a branch's output positions. The LLM-loss gradient
+  (the rows' `meta`: gender, pace) off the mean of the branches' output positions. The LLM-loss gradient
   of a one-word answer ("female") is a small share of a batch's target tokens; the heads give the
   branch a direct signal that its positions must tell those classes apart (docs/quality.md).
 - `ctc`: CTC with no LLM forward (an ASR stage; the target is the transcript): a trained recognizer
@@ -142,7 +142,7 @@ class LabelledLanguageModelling(LanguageModelling):
                             "e.g. [gender, pace]")
         if cfg.train.label_fields and cfg.train.label_weight > 0:
             try:
-                label_branch(cfg)
+                label_branches(cfg)
             except ConfigError as err:
                 problems += err.problems
         return problems
@@ -154,9 +154,9 @@ class LabelledLanguageModelling(LanguageModelling):
 
     def __init__(self, cfg: AlignConfig, rows: list, model):
         super().__init__()
-        self.branch = label_branch(cfg)
+        self.branches = label_branches(cfg)
         self.classes = label_classes(cfg, rows)
-        width = model.branches[self.branch].projector.out_dim
+        width = sum(model.branches[b].projector.out_dim for b in self.branches)
         self.heads = nn.ModuleDict({f: nn.Linear(width, len(v)) for f, v in self.classes.items()})
         self.index = {f: {v: i for i, v in enumerate(values)} for f, values in self.classes.items()}
         self.sums = torch.zeros(3)  # label loss x clips, right answers, labelled clips (on the loss's device)
@@ -172,17 +172,15 @@ class LabelledLanguageModelling(LanguageModelling):
 
     def loss(self, model, inputs, batch, cfg):
         out = model(**inputs)
-        positions, counts = out["audio"][self.branch]
-        # The heads see what the LLM sees: the mean of the clip's positions.
-        keep = valid_mask(counts, positions.shape[1]).to(positions.dtype)
-        pooled = (positions * keep[..., None]).sum(1) / counts.clamp(min=1)[:, None].to(positions.dtype)
-        label = positions.new_zeros((), dtype=torch.float32)
-        sums = self.sums.to(positions.device)
+        # The heads see what the LLM sees: the mean of each branch's positions for the clip.
+        pooled = torch.cat([mean_position(*out["audio"][b]) for b in self.branches], dim=-1)
+        label = pooled.new_zeros((), dtype=torch.float32)
+        sums = self.sums.to(pooled.device)
         for field, head in self.heads.items():
             target = self.targets(field, batch["meta"])
             known = target >= 0
             if known.any():  # decided on the host: the targets are built there, so no device sync per batch
-                target, known = target.to(positions.device), known.to(positions.device)
+                target, known = target.to(pooled.device), known.to(pooled.device)
                 logits = head(pooled.float())
                 term = F.cross_entropy(logits, target, ignore_index=-100)
                 label = label + term
@@ -199,18 +197,23 @@ def label_classes(cfg: AlignConfig, rows: list) -> dict[str, list[str]]:
             for f in cfg.train.label_fields}
 
 
-def label_branch(cfg: AlignConfig) -> str:
-    """The branch objective label reads: train.label_branch, or the one trainable projector branch."""
+def label_branches(cfg: AlignConfig) -> list[str]:
+    """The branches objective label reads: train.label_branch, or every trainable projector branch."""
     names = [name for name, _ in trainable_projectors(cfg)]
     if cfg.train.label_branch:
         if cfg.train.label_branch not in names:
             raise ConfigError([f"train.label_branch={cfg.train.label_branch!r} is not a branch with a trainable "
                                f"projector; choose one of {names}"])
-        return cfg.train.label_branch
-    if len(names) != 1:
-        raise ConfigError([f"train.objective=label: {len(names)} branches have a trainable projector ({names}); "
-                           "name the one the label heads read with train.label_branch"])
-    return names[0]
+        return [cfg.train.label_branch]
+    if not names:
+        raise ConfigError(["train.objective=label: no branch has a trainable projector for the label heads to read"])
+    return names
+
+
+def mean_position(positions: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """[B, N, D] positions with [B] valid counts -> [B, D], each clip's mean valid position."""
+    keep = valid_mask(counts, positions.shape[1]).to(positions.dtype)
+    return (positions * keep[..., None]).sum(1) / counts.clamp(min=1)[:, None].to(positions.dtype)
 
 
 @OBJECTIVES.register("ctc")

@@ -6,7 +6,7 @@ from lalm.registry import Registry
 ENCODERS: Registry[AudioEncoder] = Registry("encoder")
 
 # Importing the modules fills the registry.
-from lalm.encoders import fbank_encoder, hf_encoder, whisper, zipformer  # noqa: F401
+from lalm.encoders import fbank_encoder, hf_encoder, prosody, whisper, zipformer  # noqa: F401
 
 
 def weightless() -> list[str]:
