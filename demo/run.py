@@ -1,6 +1,6 @@
 """The offline end-to-end demo: the whole kit on CPU with small real models and no internet.
 
-    python -m demo                 # about 28 minutes on 2 CPU cores; rerun to resume
+    python -m demo                 # about 25 minutes on 2 CPU cores; rerun to resume
     python -m demo --steps 600     # train longer
 
 1. build a training corpus: the kit's assistant utterances plus WordNet sentences (data_gen.corpus),
@@ -10,9 +10,10 @@
    the voice questions, in voices training never uses
 3. SIFT: SmolLM2 answers questions about the voice from the transcript plus the speaker metadata,
    answers kept where they name the right label (data_gen.voice_qa), and answers plain transcripts
-4. train the `meta` projector on Whisper tiny.en's frames through the frozen SmolLM2, with heads that
-   read gender and pace off its positions (objective label); Whisper's own decoder writes the
-   transcript that stands beside it in the prompt
+4. train two projectors through the frozen SmolLM2, `meta` on Whisper tiny.en's frames and `voice` on
+   pitch and loudness frames (the weightless prosody encoder), with heads that read gender and pace
+   off their positions (objective label); Whisper's own decoder writes the transcript that stands
+   beside them in the prompt
 5. evaluate the unseen spoken questions (content) and the voice questions (gender, pace) in audio
    mode, in cascade mode (Whisper's transcript read by SmolLM2) and in text mode (the upper bound),
    with the word error rate of what the model heard
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     sift_voice_targets(out, speech / "train" / "manifest.jsonl", args.content_rows, args.per_label)
     py = sys.executable
     steps = [f"train.steps={args.steps}"] if args.steps else []
-    run_once(out, "train the meta projector", [py, "-m", "lalm.train.align", "--config", CONFIG,
+    run_once(out, "train the projectors", [py, "-m", "lalm.train.align", "--config", CONFIG,
              *steps, *paths_under(out)], RERUN)
     model = out / "align" / FINAL
     run_once(out, "evaluate on unseen spoken questions", evaluate(model, speech / "eval" / "manifest.jsonl",
