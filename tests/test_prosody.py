@@ -48,7 +48,7 @@ def test_silence_and_noise_are_unvoiced_and_loudness_is_relative():
     rng = np.random.default_rng(0)
     tone = voice(150.0, 0.5)
     clip = np.concatenate([tone, np.zeros(SR // 2, np.float32), 0.05 * rng.standard_normal(SR // 2).astype(np.float32)])
-    feats, counts = encode(enc, [clip])
+    feats, _ = encode(enc, [clip])
     voicing, loudness = feats[0, :, enc.bins], feats[0, :, enc.bins + 1]
     assert float(voicing[:40].min()) > 0.9 and float(voicing[55:95].max()) == 0.0  # silence
     assert float(voicing[110:145].mean()) < 0.2  # white noise has no period

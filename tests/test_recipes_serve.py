@@ -29,8 +29,9 @@ WIDE_OPTIONS = ("hidden",)
 
 
 def shrink(recipe: dict, sift: Path, whisper: Path, out: Path) -> dict:
-    """The recipe with tiny random encoders (weightless ones as they are) and LLM, the tiny Whisper as frozen recognizer (a trained one
-    at its default width, decoding from the LLM's vocabulary: no host WordNet), the test corpus, 2 steps."""
+    """The recipe with tiny random encoders (weightless ones as they are) and LLM, the tiny Whisper as
+    frozen recognizer (a trained one at its default width, decoding from the LLM's vocabulary: no host
+    WordNet), the test corpus, 2 steps."""
     tiny = copy.deepcopy(recipe)
     model = tiny["model"]
     for i, branch in enumerate(model["branches"]):

@@ -258,7 +258,7 @@ DEMO_CLIPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(DEMO))
                     reason=f"no trained demo checkpoint with its clips at {DEMO} (run python -m demo, or set "
                            "LALM_DEMO_CHECKPOINT to a runs/<name>/align/final)")
 def test_page_answers_a_spoken_question_with_the_trained_demo_model(browser, tmp_path):
-    """The checkpoint `python -m demo` trains (recognizer + meta branch, real SmolLM2 and Whisper),
+    """The checkpoint `python -m demo` trains (recognizer + its branches, real SmolLM2 and Whisper),
     served as `python -m lalm.serve` serves it: an uploaded spoken question is heard (the recognizer's
     transcript) and answered by streaming, the same answer the model gives that clip without the page."""
     model = LALM.from_pretrained(DEMO)
@@ -275,7 +275,7 @@ def test_page_answers_a_spoken_question_with_the_trained_demo_model(browser, tmp
         browser.call("Page.navigate", url=server.url + "/")
         browser.wait_for("document.body?.dataset.ready === 'true'")
         browser.js("document.getElementById('max-tokens').value = 24")
-        question = os.path.join(DEMO_CLIPS, sorted(os.listdir(DEMO_CLIPS))[0])
+        question = os.path.join(DEMO_CLIPS, min(os.listdir(DEMO_CLIPS)))
         file_input = browser.call("Runtime.evaluate", expression="document.getElementById('file')")["result"]["objectId"]
         browser.call("DOM.setFileInputFiles", files=[question], objectId=file_input)
         browser.wait_for("!document.getElementById('attachment').hidden")

@@ -202,8 +202,8 @@ def label_branches(cfg: AlignConfig) -> list[str]:
     names = [name for name, _ in trainable_projectors(cfg)]
     if cfg.train.label_branch:
         if cfg.train.label_branch not in names:
-            raise ConfigError([f"train.label_branch={cfg.train.label_branch!r} is not a branch with a trainable "
-                               f"projector; choose one of {names}"])
+            raise ConfigError([(f"train.label_branch={cfg.train.label_branch!r} is not a branch with a trainable "
+                                f"projector; choose one of {names}")])
         return [cfg.train.label_branch]
     if not names:
         raise ConfigError(["train.objective=label: no branch has a trainable projector for the label heads to read"])

@@ -3,7 +3,7 @@
 Whisper's encoder is trained to write words, which sound the same at any pitch, and it keeps little
 of the voice's fundamental frequency: linear heads read speaker gender off Whisper tiny.en's pooled
 frames at 80-85 % on unseen voices, while the clip's median F0 alone separates them at 98 % on the
-demo's training voices (docs/quality.md, "What the encoder keeps of pitch"). This encoder is that
+demo's training voices (docs/quality.md, "Pitch (rows N-T)"). This encoder is that
 cue as frames, for a paralinguistic branch beside the semantic one (AZeroS's `<meta>`):
 
 - F0 by autocorrelation of 40 ms windows every 10 ms, the lag searched between `max_hz` and
@@ -23,6 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lalm.adapters.base import valid_mask
 from lalm.encoders import ENCODERS
 from lalm.encoders.base import SAMPLE_RATE, AudioEncoder
 
@@ -61,6 +62,7 @@ class ProsodyEncoder(AudioEncoder):
             raise ValueError(f"silence_db must be positive, got {silence_db!r}")
         self.bins, self.min_hz, self.max_hz, self.silence_db = int(bins), float(min_hz), float(max_hz), float(silence_db)
         self.dim = self.bins + 2
+        self.lags = int(SAMPLE_RATE // max_hz), math.ceil(SAMPLE_RATE / min_hz)  # the F0 range as lags in samples
         # Bin centres in log2 Hz, evenly spaced from min_hz to max_hz.
         self.register_buffer("centres", torch.linspace(math.log2(min_hz), math.log2(max_hz), self.bins),
                              persistent=False)
@@ -76,7 +78,7 @@ class ProsodyEncoder(AudioEncoder):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = waveforms.float()
         # Zero every clip past its end, then frame: frame t covers samples [t HOP, t HOP + WINDOW).
-        x = x * (torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device))
+        x = x * valid_mask(lengths.to(x.device), x.shape[1])
         counts = self.output_lengths(lengths).to(x.device)
         frames_n = max(int(counts.max()) if counts.numel() else 0, 1)
         x = F.pad(x, (0, max(frames_n * HOP + WINDOW - x.shape[1], 0)))
@@ -85,7 +87,7 @@ class ProsodyEncoder(AudioEncoder):
         energy = frames.pow(2).mean(-1)
         spectrum = torch.fft.rfft(frames, n=2 * WINDOW)
         acf = torch.fft.irfft(spectrum.real.pow(2) + spectrum.imag.pow(2), n=2 * WINDOW)[..., :WINDOW]
-        lo, hi = int(SAMPLE_RATE // self.max_hz), int(math.ceil(SAMPLE_RATE / self.min_hz))
+        lo, hi = self.lags
         # The lag is the biased autocorrelation's peak, which favours short lags and so the true period
         # over its multiples; the periodicity is the correlation of the window's two overlapping parts
         # at that lag, normalised by their energies, which unlike the biased peak does not fall with F0.
@@ -96,12 +98,12 @@ class ProsodyEncoder(AudioEncoder):
         peak = acf.gather(-1, lag[..., None])[..., 0] / (head * tail).clamp(min=1e-20).sqrt()
         f0 = math.log2(SAMPLE_RATE) - torch.log2(lag.float())
 
-        valid = torch.arange(frames_n, device=x.device) < counts[:, None]
+        valid = valid_mask(counts, frames_n)
         log_energy = torch.log10(energy.clamp(min=1e-10)) * 10
         loudest = log_energy.masked_fill(~valid, -math.inf).amax(1, keepdim=True).clamp(min=-100)
         relative = (log_energy - loudest).clamp(min=-self.silence_db - 10)
         voicing = torch.where((relative > -self.silence_db) & (peak > VOICED), peak, torch.zeros_like(peak))
-        width = (self.centres[1] - self.centres[0]) if self.bins > 1 else torch.tensor(1.0)
+        width = self.centres[1] - self.centres[0]  # bins >= 2
         member = torch.exp(-0.5 * ((f0[..., None] - self.centres) / width) ** 2)
         member = member / member.sum(-1, keepdim=True).clamp(min=1e-12) * voicing[..., None]
         feats = torch.cat([member, voicing[..., None], relative[..., None] / self.silence_db], dim=-1)
