@@ -65,27 +65,45 @@ def normalised(rows, normaliser: MetaNormaliser):
 
 
 def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], balance: bool = True,
-                content_rows: int = 0, max_per_label: int | None = None) -> dict:
+                content_rows: int = 0, max_per_label: int | None = None, within: str | None = None) -> dict:
     """Per field, the manifest rows whose label is known (audio paths made absolute); with `balance`,
     as many rows of each label as of the rarest (a branch trained on 80 % male voices learns to say male);
-    with `content_rows`, also content.jsonl: that many rows of any label, for a question-free SIFT run;
-    `max_per_label` caps each label's rows (SIFT time grows with them)."""
+    with `within` (a metadata field, e.g. engine), balanced inside each of its values, and a value whose
+    rows hold one label only is left out: were every flite voice male, a branch would learn "sounds like
+    flite, so male" and call a female flite voice male (docs/quality.md row AB). With `content_rows`, also
+    content.jsonl: that many rows of any label, for a question-free SIFT run; `max_per_label` caps each
+    label's rows (SIFT time grows with them)."""
     rows = list(normalised(iter_jsonl(manifest), MetaNormaliser()))
     counts = {}
     for q in questions:
-        by_label: dict[str, list[dict]] = {}
-        for row, meta in rows:
+        cells: dict[str, dict[str, list[dict]]] = {}  # value of `within` -> label -> rows
+        for row, meta in sorted(rows, key=lambda rm: stable_order(rm[0])):
             if q.word(meta) is not None:
-                by_label.setdefault(q.word(meta), []).append(row)
-        if len(by_label) < 2:
-            note(f"{manifest}: field {q.field} has {len(by_label)} label(s) {sorted(by_label)}; its question is "
+                group = str((row.get("meta") or {}).get(within)) if within else ""
+                cells.setdefault(group, {}).setdefault(q.word(meta), []).append(row)
+        labels = sorted({label for cell in cells.values() for label in cell})
+        if len(labels) < 2:
+            note(f"{manifest}: field {q.field} has {len(labels)} label(s) {labels}; its question is "
                  "left out (a question with one answer teaches nothing)")
             continue
-        take = min(len(v) for v in by_label.values()) if balance else None
-        if max_per_label is not None:
-            take = max_per_label if take is None else min(take, max_per_label)
+        if within:
+            if short := sorted(g for g, cell in cells.items() if len(cell) < len(labels)):
+                note(f"{manifest}: field {q.field}: {within} {', '.join(short)} lack(s) one of the labels {labels}; "
+                     f"left out (the {within} would answer the question)")
+            cells = {g: cell for g, cell in cells.items() if len(cell) == len(labels)}
+            if not cells:
+                note(f"{manifest}: field {q.field}: no {within} has every label; its question is left out")
+                continue
+        if balance:  # per cell, as many rows of each label as of its rarest; a cap shrinks every cell alike
+            takes = {g: min(len(v) for v in cell.values()) for g, cell in cells.items()}
+            total = sum(takes.values())
+            if max_per_label is not None and total > max_per_label:
+                takes = {g: take * max_per_label // total for g, take in takes.items()}
+            takes = {g: {label: take for label in cell} for (g, cell), take in zip(cells.items(), takes.values())}
+        else:
+            takes = {g: {label: max_per_label for label in cell} for g, cell in cells.items()}
         keep = [{**row, "audio": str((manifest.parent / row["audio"]).resolve())}
-                for label in sorted(by_label) for row in sorted(by_label[label], key=stable_order)[:take]]
+                for g, cell in cells.items() for label in sorted(cell) for row in cell[label][:takes[g][label]]]
         write_jsonl_atomic(out_dir / f"{q.field}.jsonl", sorted(keep, key=stable_order))
         counts[q.field] = dict(Counter(q.word(MetaNormaliser().normalise(r.get("meta") or {})) for r in keep))
     if content_rows:  # rows for plain SIFT (no question): the branch must leave content answers alone
@@ -155,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-balance", action="store_true", help="keep every row (default: as many rows per label "
                    "as the rarest label has)")
     s.add_argument("--max-per-label", type=int, default=None, help="at most this many rows per label")
+    s.add_argument("--balance-within", metavar="FIELD", help="balance labels inside each value of this metadata "
+                   "field (e.g. engine) and leave out values with one label, so FIELD cannot answer the question")
     s.add_argument("--content-rows", type=int, default=0, help="also write content.jsonl with this many rows "
                    "(for plain SIFT: the LLM's own answers to the transcript)")
     c = sub.add_parser("check", help="keep LLM answers naming the right label; template the others")
@@ -174,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         questions = load_questions(args.questions)
         if args.command == "sift-inputs":
             result = sift_inputs(Path(args.manifest), Path(args.out_dir), questions, not args.no_balance,
-                                 args.content_rows, args.max_per_label)
+                                 args.content_rows, args.max_per_label, args.balance_within)
         elif args.command == "check":
             result = check(Path(args.sift), args.field, Path(args.out), questions)
         else:

@@ -9,7 +9,8 @@
    gender and its measured pace); speak the held-out factual questions, and held-out sentences for
    the voice questions, in voices training never uses
 3. SIFT: SmolLM2 answers questions about the voice from the transcript plus the speaker metadata,
-   answers kept where they name the right label (data_gen.voice_qa), and answers plain transcripts
+   answers kept where they name the right label (data_gen.voice_qa; labels balanced within each
+   engine, so no engine answers a question), and answers plain transcripts
 4. train two projectors through the frozen SmolLM2, `meta` on Whisper tiny.en's frames and `voice` on
    pitch and loudness frames (the weightless prosody encoder), with heads that read gender and pace
    off their positions (objective label); Whisper's own decoder writes the transcript that stands
@@ -132,7 +133,8 @@ def sift_voice_targets(out: Path, manifest: Path, content_rows: int, per_label: 
     against the label), and plain transcripts (its own answers, which keep content intact)."""
     py, voice = sys.executable, out / "voice"
     run_once(out, "pick the SIFT rows", [py, "-m", "lalm.data_gen.voice_qa", "sift-inputs", "--manifest", manifest,
-             "--out-dir", voice, "--content-rows", str(content_rows), "--max-per-label", str(per_label)], RERUN)
+             "--out-dir", voice, "--content-rows", str(content_rows), "--max-per-label", str(per_label),
+             "--balance-within", "engine"], RERUN)
     sift = [py, "-m", "lalm.data_gen.sift", "--llm", LLM, "--batch-size", "32"]
     for q in load_questions():
         run_once(out, f"SIFT: {q.field} question", [*sift, "--asr-manifest", voice / f"{q.field}.jsonl",

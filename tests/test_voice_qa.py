@@ -1,6 +1,7 @@
 """Pace labels measured from text and audio, and questions about the voice (SIFT inputs, checks, eval sets)."""
 
 import json
+from collections import Counter
 
 import numpy as np
 
@@ -43,6 +44,27 @@ def test_sift_inputs_balance_labels_and_skip_unknown(tmp_path):
     pace_rows = [json.loads(line) for line in (tmp_path / "v" / "pace.jsonl").read_text().splitlines()]
     assert all(r["meta"]["pace"] != "medium" for r in pace_rows)
     assert all(r["audio"].startswith(str(tmp_path)) for r in pace_rows)
+
+
+def test_sift_inputs_balance_within_a_field_leaves_out_values_with_one_label(tmp_path):
+    """Every festival voice male: festival rows would teach "festival, so male"; they are left out, and
+    each engine that has both labels gives as many of each (a cap shrinks every engine alike)."""
+    cells = {("espeak", "female"): 6, ("espeak", "male"): 10, ("kokoro", "female"): 8, ("kokoro", "male"): 2,
+             ("festival", "male"): 9}
+    rows = [{"id": f"{e}{g}{i}", "audio": f"w/{e}{g}{i}.wav", "text": "hi", "meta": {"gender": g, "engine": e}}
+            for (e, g), n in cells.items() for i in range(n)]
+    path = manifest(tmp_path, rows)
+    counts = voice_qa.sift_inputs(path, tmp_path / "v", voice_qa.load_questions(), within="engine")
+    kept = [json.loads(line)["meta"] for line in (tmp_path / "v" / "gender.jsonl").read_text().splitlines()]
+    tally = Counter((m["engine"], m["gender"]) for m in kept)
+    assert tally == {("espeak", "female"): 6, ("espeak", "male"): 6, ("kokoro", "female"): 2, ("kokoro", "male"): 2}
+    assert counts["gender"] == {"female": 8, "male": 8} and "pace" not in counts
+    voice_qa.sift_inputs(path, tmp_path / "c", voice_qa.load_questions(), within="engine", max_per_label=4)
+    kept = [json.loads(line)["meta"] for line in (tmp_path / "c" / "gender.jsonl").read_text().splitlines()]
+    assert Counter((m["engine"], m["gender"]) for m in kept) == {("espeak", "female"): 3, ("espeak", "male"): 3,
+                                                               ("kokoro", "female"): 1, ("kokoro", "male"): 1}
+    plain = voice_qa.sift_inputs(path, tmp_path / "p", voice_qa.load_questions())  # overall balance only
+    assert plain["gender"] == {"female": 14, "male": 14}
 
 
 def test_check_keeps_right_answers_and_templates_wrong_ones(tmp_path):
