@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     def job():
         questions = load_questions(args.questions)
         if args.command == "sift-inputs":
+            if args.no_balance and args.balance_within:
+                raise UserError("--no-balance and --balance-within contradict each other: keep one")
             result = sift_inputs(Path(args.manifest), Path(args.out_dir), questions, not args.no_balance,
                                  args.content_rows, args.max_per_label, args.balance_within)
         elif args.command == "check":

@@ -65,6 +65,8 @@ def test_sift_inputs_balance_within_a_field_leaves_out_values_with_one_label(tmp
                                                                ("kokoro", "female"): 1, ("kokoro", "male"): 1}
     plain = voice_qa.sift_inputs(path, tmp_path / "p", voice_qa.load_questions())  # overall balance only
     assert plain["gender"] == {"female": 14, "male": 14}
+    assert voice_qa.main(["sift-inputs", "--manifest", str(path), "--out-dir", str(tmp_path / "x"),
+                          "--no-balance", "--balance-within", "engine"]) != 0
 
 
 def test_check_keeps_right_answers_and_templates_wrong_ones(tmp_path):
