@@ -73,11 +73,12 @@ def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], b
     flite, so male" and call a female flite voice male (docs/quality.md row AB). With `content_rows`, also
     content.jsonl: that many rows of any label, for a question-free SIFT run; `max_per_label` caps each
     label's rows (SIFT time grows with them)."""
-    rows = list(normalised(iter_jsonl(manifest), MetaNormaliser()))
+    # In a fixed shuffle once, so every cut below (balance, cap, content rows) keeps the same rows in every run.
+    rows = sorted(normalised(iter_jsonl(manifest), MetaNormaliser()), key=lambda rm: stable_order(rm[0]))
     counts = {}
     for q in questions:
         cells: dict[str, dict[str, list[dict]]] = {}  # value of `within` -> label -> rows
-        for row, meta in sorted(rows, key=lambda rm: stable_order(rm[0])):
+        for row, meta in rows:
             if q.word(meta) is not None:
                 group = str((row.get("meta") or {}).get(within)) if within else ""
                 cells.setdefault(group, {}).setdefault(q.word(meta), []).append(row)
@@ -94,24 +95,25 @@ def sift_inputs(manifest: Path, out_dir: Path, questions: list[VoiceQuestion], b
             if not cells:
                 note(f"{manifest}: field {q.field}: no {within} has every label; its question is left out")
                 continue
-        if balance:  # per cell, as many rows of each label as of its rarest; a cap shrinks every cell alike
-            takes = {g: min(len(v) for v in cell.values()) for g, cell in cells.items()}
-            total = sum(takes.values())
-            if max_per_label is not None and total > max_per_label:
-                takes = {g: take * max_per_label // total for g, take in takes.items()}
-            takes = {g: {label: take for label in cell} for (g, cell), take in zip(cells.items(), takes.values())}
-        else:
-            takes = {g: {label: max_per_label for label in cell} for g, cell in cells.items()}
-        keep = [{**row, "audio": str((manifest.parent / row["audio"]).resolve())}
-                for g, cell in cells.items() for label in sorted(cell) for row in cell[label][:takes[g][label]]]
+        # Rows of each label kept per cell: with balance, as many as the cell's rarest label has, and a cap
+        # shrinks every cell alike; without, the cap alone (None keeps every row).
+        takes = {g: min(len(v) for v in cell.values()) if balance else max_per_label for g, cell in cells.items()}
+        if balance and max_per_label is not None and (total := sum(takes.values())) > max_per_label:
+            takes = {g: take * max_per_label // total for g, take in takes.items()}
+        keep = [absolute(row, manifest) for g, cell in cells.items() for label in sorted(cell)
+                for row in cell[label][:takes[g]]]
         write_jsonl_atomic(out_dir / f"{q.field}.jsonl", sorted(keep, key=stable_order))
         counts[q.field] = dict(Counter(q.word(MetaNormaliser().normalise(r.get("meta") or {})) for r in keep))
     if content_rows:  # rows for plain SIFT (no question): the branch must leave content answers alone
-        content = sorted((row for row, _ in rows), key=stable_order)[:content_rows]
-        write_jsonl_atomic(out_dir / "content.jsonl",
-                           [{**row, "audio": str((manifest.parent / row["audio"]).resolve())} for row in content])
+        content = [absolute(row, manifest) for row, _ in rows[:content_rows]]
+        write_jsonl_atomic(out_dir / "content.jsonl", content)
         counts["content"] = len(content)
     return counts
+
+
+def absolute(row: dict, manifest: Path) -> dict:
+    """The row with its audio path resolved against the manifest's folder, so it reads from anywhere."""
+    return {**row, "audio": str((manifest.parent / row["audio"]).resolve())}
 
 
 def stable_order(row: dict) -> str:
@@ -155,7 +157,7 @@ def eval_set(manifest: Path, out: Path, questions: list[VoiceQuestion]) -> dict:
                 continue
             text = USER_TEMPLATES["sit_sp"].format(transcript=row["text"], meta=META_SEPARATOR.join(labels),
                                                    instruction=q.question)
-            items.append({"id": f"{row['id']}-{q.field}", "audio": str((manifest.parent / row["audio"]).resolve()),
+            items.append({"id": f"{row['id']}-{q.field}", "audio": absolute(row, manifest)["audio"],
                           "prompt": text, "question": q.question, "choices": sorted(set(q.labels.values())),
                           "reference": word, "field": q.field, "meta": row.get("meta")})
     write_jsonl_atomic(out, items)
