@@ -148,5 +148,14 @@ def load_trained(model, source: str | Path | dict, *, partial: bool = False) -> 
             f"{where} does not fit the model: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
+    # A part whose width changed since training (an encoder that gained a feature) is named, not left
+    # to torch's size-mismatch traceback.
+    own = model.trained_state_dict()
+    reshaped = [f"{k} {list(state[k].shape)} saved, {list(own[k].shape)} here" for k in sorted(set(state) & set(own))
+                if state[k].shape != own[k].shape]
+    if reshaped:
+        raise ValueError(f"{where} does not fit the model: {'; '.join(reshaped[:3])}. A part changed width since "
+                         "this checkpoint was trained (e.g. a newer encoder version with more features): "
+                         "retrain it, or load it with the kit version that trained it")
     model.load_state_dict(state, strict=False)
     return missing

@@ -148,6 +148,10 @@ def test_one_strictness_rule_for_trained_weights(tiny_model, tmp_path):
     assert load_trained(tiny_model, some, partial=True) == sorted(set(state) - set(some))  # a new stage
     with pytest.raises(ValueError, match="unexpected \\['junk'\\]"):
         load_trained(tiny_model, {**state, "junk": torch.zeros(1)}, partial=True)  # never silently dropped
+    name = next(iter(state))
+    wider = {**state, name: torch.zeros(*state[name].shape[:-1], state[name].shape[-1] + 1)}
+    with pytest.raises(ValueError, match=f"{name} \\[.*\\] saved, .*changed width"):
+        load_trained(tiny_model, wider)  # named, not torch's size-mismatch traceback
 
 
 def test_generate_multi_turn_and_batched(tiny_model, rng):
@@ -173,7 +177,7 @@ def test_encoded_clips_are_reused_and_text_only_works(tiny_model, rng):
     assert isinstance(text_only, str)
 
 
-@pytest.mark.parametrize("name, width, frames", [("fbank", 80, 102), ("prosody", 26, 102)])  # 16321 samples / 160
+@pytest.mark.parametrize("name, width, frames", [("fbank", 80, 102), ("prosody", 27, 102)])  # 16321 samples / 160
 def test_an_encoder_without_weights_builds_trains_and_counts_from_the_config(rng, name, width, frames):
     """fbank (log-mels) and prosody (pitch, voicing, loudness), no network, are registry encoders like
     any other: the processor's count, made from the config alone, matches their frames through the

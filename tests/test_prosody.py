@@ -38,9 +38,24 @@ def test_reads_the_pitch_of_a_harmonic_tone(f0):
     enc = ENCODERS.get("prosody")()
     feats, counts = encode(enc, [voice(f0)])
     n = int(counts[0])
-    assert n == SR // 160 and feats.shape == (1, n, enc.bins + 2)
+    assert n == SR // 160 and feats.shape == (1, n, enc.bins + 3)
     assert abs(math.log2(pitch_of(enc, feats[0], n) / f0)) < 0.05  # within a semitone
     assert float(feats[0, :n - 4, enc.bins].min()) > 0.9  # voiced throughout (the last frames run past the end)
+    # The octave channel: the pitch itself, signed about centre_hz, so a linear map extrapolates past the bins.
+    assert float(feats[0, :n - 4, enc.bins + 2].mean()) == pytest.approx(math.log2(f0 / 160.0), abs=0.05)
+
+
+def test_a_voice_above_the_top_bin_fills_it_and_the_octave_channel_carries_the_rest():
+    """Bins stop at top_bin_hz, so a voice higher than every training voice lands where the highest of
+    them did, not in bins the projector never saw filled; its pitch goes on rising in the octave channel."""
+    enc = ENCODERS.get("prosody")(top_bin_hz=300.0)
+    assert enc.identity != ENCODERS.get("prosody")().identity  # cached frames are not reused
+    feats, counts = encode(enc, [voice(350.0), voice(290.0)])
+    n = int(counts[0]) - 4
+    high, top = feats[0, :n, :enc.bins].mean(0), feats[1, :n, :enc.bins].mean(0)
+    assert int(high.argmax()) == enc.bins - 1 and float(high[-1]) > float(top[-1])
+    octaves = feats[:, :n, enc.bins + 2].mean(1)
+    assert octaves.tolist() == pytest.approx([math.log2(350 / 160), math.log2(290 / 160)], abs=0.05)
 
 
 def test_silence_and_noise_are_unvoiced_and_loudness_is_relative():
@@ -68,7 +83,8 @@ def test_a_clip_does_not_depend_on_its_batch():
 
 
 @pytest.mark.parametrize("options, fragment", [({"bins": 1}, "bins must be"), ({"min_hz": 300, "max_hz": 200}, "min_hz < max_hz"),
-                                               ({"silence_db": 0}, "silence_db"), ({"path": "x"}, "no weights")])
+                                               ({"silence_db": 0}, "silence_db"), ({"centre_hz": 500}, "centre_hz"),
+                                               ({"top_bin_hz": 50}, "top_bin_hz"), ({"path": "x"}, "no weights")])
 def test_bad_options_are_named(options, fragment):
     with pytest.raises(ValueError, match=fragment):
         ENCODERS.get("prosody")(**options)

@@ -11,7 +11,11 @@ cue as frames, for a paralinguistic branch beside the semantic one (AZeroS's `<m
 - the frame's F0 as a soft one-hot over `bins` log-spaced pitch bins (Gaussian membership, one bin
   wide), weighted by voicing: the mean over a clip is the clip's pitch histogram, which a pooling
   projector reads directly (no division by the voiced fraction to learn);
-- voicing and log energy relative to the clip's loudest frame (so a clip's level does not matter).
+- voicing and log energy relative to the clip's loudest frame (so a clip's level does not matter);
+- the frame's F0 in octaves from `centre_hz`, weighted by voicing: a pitch value a linear map carries
+  past the voices it was trained on, where the histogram cannot (a voice higher than any trained one
+  lands in bins whose weights never trained: docs/quality.md row AE). 160 Hz sits between typical
+  adult male (~120 Hz) and female (~210 Hz) speech, so the clip mean's sign already tells them apart.
 
 Frames quieter than `silence_db` below the loudest one are unvoiced. Nothing is learned or loaded.
 """
@@ -30,18 +34,21 @@ from lalm.encoders.base import SAMPLE_RATE, AudioEncoder
 HOP = 160  # 10 ms
 WINDOW = 640  # 40 ms: two periods of a 50 Hz voice
 VOICED = 0.5  # normalised correlation (of 1) above which a frame counts as periodic
-VERSION = 2  # in the identity: a change to what the frames hold must not reuse cached features
+VERSION = 3  # in the identity: a change to what the frames hold must not reuse cached features
 
 
 @ENCODERS.register("prosody")
 class ProsodyEncoder(AudioEncoder):
-    """Per-frame pitch histogram membership, voicing and relative log energy, 100 frames per second.
+    """Per-frame pitch histogram membership, voicing, relative log energy and pitch in octaves, 100
+    frames per second.
 
     Args:
         path, random_config, seed: must stay unset (there are no weights); accepted so that every
             encoder class is built the same way.
-        bins: log-spaced pitch bins between min_hz and max_hz (feature width bins + 2).
+        bins: log-spaced pitch bins between min_hz and max_hz (feature width bins + 3).
         min_hz, max_hz: the F0 search range (60-400 Hz covers adult speech).
+        centre_hz: the pitch the octave channel counts from (0 there).
+        top_bin_hz: the highest bin's centre (default max_hz): a pitch above it falls in the top bin.
         silence_db: frames this far below the clip's loudest frame count as silence.
     """
 
@@ -49,7 +56,8 @@ class ProsodyEncoder(AudioEncoder):
     frame_rate = SAMPLE_RATE / HOP
 
     def __init__(self, path: str | None = None, random_config: dict | None = None, seed: int = 0,
-                 bins: int = 24, min_hz: float = 60.0, max_hz: float = 400.0, silence_db: float = 35.0):
+                 bins: int = 24, min_hz: float = 60.0, max_hz: float = 400.0, silence_db: float = 35.0,
+                 centre_hz: float = 160.0, top_bin_hz: float | None = None):
         super().__init__()
         if path is not None or random_config is not None:
             raise ValueError("prosody has no weights: leave `path` and `random_config` unset")
@@ -58,18 +66,25 @@ class ProsodyEncoder(AudioEncoder):
         if not SAMPLE_RATE / WINDOW * 2 <= min_hz < max_hz <= SAMPLE_RATE / 8:
             raise ValueError(f"need {SAMPLE_RATE / WINDOW * 2:.0f} <= min_hz < max_hz <= {SAMPLE_RATE // 8}, "
                              f"got {min_hz}, {max_hz}")
+        if not min_hz <= centre_hz <= max_hz:
+            raise ValueError(f"centre_hz must lie between min_hz and max_hz, got {centre_hz!r}")
+        top_bin_hz = max_hz if top_bin_hz is None else top_bin_hz
+        if not min_hz < top_bin_hz <= max_hz:
+            raise ValueError(f"top_bin_hz must lie above min_hz and at most max_hz, got {top_bin_hz!r}")
         if silence_db <= 0:
             raise ValueError(f"silence_db must be positive, got {silence_db!r}")
         self.bins, self.min_hz, self.max_hz, self.silence_db = int(bins), float(min_hz), float(max_hz), float(silence_db)
-        self.dim = self.bins + 2
+        self.centre, self.top_bin_hz = math.log2(centre_hz), float(top_bin_hz)
+        self.dim = self.bins + 3
         self.lags = int(SAMPLE_RATE // max_hz), math.ceil(SAMPLE_RATE / min_hz)  # the F0 range as lags in samples
         # Bin centres in log2 Hz, evenly spaced from min_hz to max_hz.
-        self.register_buffer("centres", torch.linspace(math.log2(min_hz), math.log2(max_hz), self.bins),
+        self.register_buffer("centres", torch.linspace(math.log2(min_hz), math.log2(top_bin_hz), self.bins),
                              persistent=False)
 
     @property
     def identity(self) -> str:
-        return f"prosody-v{VERSION}:{self.bins}:{self.min_hz:g}-{self.max_hz:g}:{self.silence_db:g}"
+        return (f"prosody-v{VERSION}:{self.bins}:{self.min_hz:g}-{self.max_hz:g}:{self.silence_db:g}"
+                f":{2 ** self.centre:g}:{self.top_bin_hz:g}")
 
     @staticmethod
     def count(num_samples: torch.Tensor, **length_params: int) -> torch.Tensor:
@@ -106,5 +121,6 @@ class ProsodyEncoder(AudioEncoder):
         width = self.centres[1] - self.centres[0]  # bins >= 2
         member = torch.exp(-0.5 * ((f0[..., None] - self.centres) / width) ** 2)
         member = member / member.sum(-1, keepdim=True).clamp(min=1e-12) * voicing[..., None]
-        feats = torch.cat([member, voicing[..., None], relative[..., None] / self.silence_db], dim=-1)
+        octaves = (f0 - self.centre) * voicing
+        feats = torch.cat([member, voicing[..., None], relative[..., None] / self.silence_db, octaves[..., None]], dim=-1)
         return feats * valid[..., None], counts
