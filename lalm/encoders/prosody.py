@@ -8,13 +8,13 @@ cue as frames, for a paralinguistic branch beside the semantic one (AZeroS's `<m
 
 - F0 by autocorrelation of 40 ms windows every 10 ms, the lag searched between `max_hz` and
   `min_hz`; the normalised correlation at that lag is the frame's periodicity (voicing, 0 to 1);
-- the frame's F0 as a soft one-hot over `bins` log-spaced pitch bins (Gaussian membership, one bin
-  wide), weighted by voicing: the mean over a clip is the clip's pitch histogram, which a pooling
+- the frame's F0 as a soft one-hot over `bins` log-spaced pitch bins from `min_hz` to `top_bin_hz`
+  (Gaussian membership, one bin wide; a higher pitch falls in the top bin), weighted by voicing: the mean over a clip is the clip's pitch histogram, which a pooling
   projector reads directly (no division by the voiced fraction to learn);
 - voicing and log energy relative to the clip's loudest frame (so a clip's level does not matter);
 - the frame's F0 in octaves from `centre_hz`, weighted by voicing: a pitch value a linear map carries
   past the voices it was trained on, where the histogram cannot (a voice higher than any trained one
-  lands in bins whose weights never trained: docs/quality.md row AE). 160 Hz sits between typical
+  lands in bins whose weights never trained: docs/quality.md rows AE-AK). 160 Hz sits between typical
   adult male (~120 Hz) and female (~210 Hz) speech, so the clip mean's sign already tells them apart.
 
 Frames quieter than `silence_db` below the loudest one are unvoiced. Nothing is learned or loaded.
@@ -45,7 +45,7 @@ class ProsodyEncoder(AudioEncoder):
     Args:
         path, random_config, seed: must stay unset (there are no weights); accepted so that every
             encoder class is built the same way.
-        bins: log-spaced pitch bins between min_hz and max_hz (feature width bins + 3).
+        bins: log-spaced pitch bins between min_hz and top_bin_hz (feature width bins + 3).
         min_hz, max_hz: the F0 search range (60-400 Hz covers adult speech).
         centre_hz: the pitch the octave channel counts from (0 there).
         top_bin_hz: the highest bin's centre (default max_hz): a pitch above it falls in the top bin.
@@ -77,7 +77,7 @@ class ProsodyEncoder(AudioEncoder):
         self.centre, self.top_bin_hz = math.log2(centre_hz), float(top_bin_hz)
         self.dim = self.bins + 3
         self.lags = int(SAMPLE_RATE // max_hz), math.ceil(SAMPLE_RATE / min_hz)  # the F0 range as lags in samples
-        # Bin centres in log2 Hz, evenly spaced from min_hz to max_hz.
+        # Bin centres in log2 Hz, evenly spaced from min_hz to top_bin_hz.
         self.register_buffer("centres", torch.linspace(math.log2(min_hz), math.log2(top_bin_hz), self.bins),
                              persistent=False)
 
