@@ -141,7 +141,8 @@ def load_trained(model, source: str | Path | dict, *, partial: bool = False) -> 
     """
     where = f"{source}/{WEIGHTS}" if not isinstance(source, dict) else "the saved weights"
     state = load_file(Path(source) / WEIGHTS) if not isinstance(source, dict) else source
-    expected = set(model.trained_state_dict())
+    own = model.trained_state_dict()
+    expected = set(own)
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if unexpected or (missing and not partial):
         raise ValueError(
@@ -150,8 +151,7 @@ def load_trained(model, source: str | Path | dict, *, partial: bool = False) -> 
         )
     # A part whose width changed since training (an encoder that gained a feature) is named, not left
     # to torch's size-mismatch traceback.
-    own = model.trained_state_dict()
-    reshaped = [f"{k} {list(state[k].shape)} saved, {list(own[k].shape)} here" for k in sorted(set(state) & set(own))
+    reshaped = [f"{k} {list(state[k].shape)} saved, {list(own[k].shape)} here" for k in sorted(expected & set(state))
                 if state[k].shape != own[k].shape]
     if reshaped:
         raise ValueError(f"{where} does not fit the model: {'; '.join(reshaped[:3])}. A part changed width since "

@@ -9,8 +9,9 @@ cue as frames, for a paralinguistic branch beside the semantic one (AZeroS's `<m
 - F0 by autocorrelation of 40 ms windows every 10 ms, the lag searched between `max_hz` and
   `min_hz`; the normalised correlation at that lag is the frame's periodicity (voicing, 0 to 1);
 - the frame's F0 as a soft one-hot over `bins` log-spaced pitch bins from `min_hz` to `top_bin_hz`
-  (Gaussian membership, one bin wide; a higher pitch falls in the top bin), weighted by voicing: the mean over a clip is the clip's pitch histogram, which a pooling
-  projector reads directly (no division by the voiced fraction to learn);
+  (Gaussian membership, one bin wide; a higher pitch falls in the top bin), weighted by voicing: the
+  mean over a clip is the clip's pitch histogram, which a pooling projector reads directly (no
+  division by the voiced fraction to learn);
 - voicing and log energy relative to the clip's loudest frame (so a clip's level does not matter);
 - the frame's F0 in octaves from `centre_hz`, weighted by voicing: a pitch value a linear map carries
   past the voices it was trained on, where the histogram cannot (a voice higher than any trained one
@@ -74,7 +75,7 @@ class ProsodyEncoder(AudioEncoder):
         if silence_db <= 0:
             raise ValueError(f"silence_db must be positive, got {silence_db!r}")
         self.bins, self.min_hz, self.max_hz, self.silence_db = int(bins), float(min_hz), float(max_hz), float(silence_db)
-        self.centre, self.top_bin_hz = math.log2(centre_hz), float(top_bin_hz)
+        self.centre_hz, self.top_bin_hz = float(centre_hz), float(top_bin_hz)
         self.dim = self.bins + 3
         self.lags = int(SAMPLE_RATE // max_hz), math.ceil(SAMPLE_RATE / min_hz)  # the F0 range as lags in samples
         # Bin centres in log2 Hz, evenly spaced from min_hz to top_bin_hz.
@@ -84,7 +85,7 @@ class ProsodyEncoder(AudioEncoder):
     @property
     def identity(self) -> str:
         return (f"prosody-v{VERSION}:{self.bins}:{self.min_hz:g}-{self.max_hz:g}:{self.silence_db:g}"
-                f":{2 ** self.centre:g}:{self.top_bin_hz:g}")
+                f":{self.centre_hz:g}:{self.top_bin_hz:g}")
 
     @staticmethod
     def count(num_samples: torch.Tensor, **length_params: int) -> torch.Tensor:
@@ -121,6 +122,6 @@ class ProsodyEncoder(AudioEncoder):
         width = self.centres[1] - self.centres[0]  # bins >= 2
         member = torch.exp(-0.5 * ((f0[..., None] - self.centres) / width) ** 2)
         member = member / member.sum(-1, keepdim=True).clamp(min=1e-12) * voicing[..., None]
-        octaves = (f0 - self.centre) * voicing
+        octaves = (f0 - math.log2(self.centre_hz)) * voicing
         feats = torch.cat([member, voicing[..., None], relative[..., None] / self.silence_db, octaves[..., None]], dim=-1)
         return feats * valid[..., None], counts
