@@ -219,8 +219,9 @@ class LALM(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, slots=None, labels=None, waveforms=None,
                 wave_lengths=None, encoder_features=None, prompts=None) -> dict[str, torch.Tensor]:
-        """Summed cross-entropy over target tokens, their count, the logits at those tokens, and each
-        branch's projected positions and counts (`audio`, for objectives that read them).
+        """Summed cross-entropy over target tokens, their count, the logits at those tokens and the tokens
+        (`targets`, in the same order), and each branch's projected positions and counts (`audio`, for
+        objectives that read them).
 
         Audio comes as waveforms, or as precomputed `encoder_features` (the feature cache). Token
         tensors come ready, or as `prompts` (one dict of `conversation`, `target`, `supervise_end`
@@ -240,7 +241,8 @@ class LALM(nn.Module):
         logits = self.target_logits(embeds, attention_mask, labels)
         targets = labels[:, 1:][labels[:, 1:] != IGNORE]
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")
-        return {"loss_sum": loss, "num_tokens": targets.new_tensor(targets.numel()), "logits": logits, "audio": audio}
+        return {"loss_sum": loss, "num_tokens": targets.new_tensor(targets.numel()), "logits": logits,
+                "targets": targets, "audio": audio}
 
     def clip_counts(self, audio: dict[str, tuple[torch.Tensor, torch.Tensor]], clips: int) -> list[dict[str, int]]:
         """Per clip (of `clips`), the positions each branch's projector produced: what the prompt must

@@ -363,6 +363,54 @@ def test_label_objective_learns_the_metadata_and_resumes_exactly(sift, tmp_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_answer_margin_pushes_the_answer_word_until_it_leads(sift, tmp_path):
+    # Rows whose answer names their meta.pitch: the hinge applies where the target token is " low"/" high".
+    rows = []
+    for line in rows_with_absolute_audio(sift):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "meta" in row:
+            row["response"] = f"The pitch is {row['meta']['pitch']}."
+        rows.append(json.dumps(row))
+    source = tmp_path / "pitch.jsonl"
+    source.write_text("\n".join(rows) + "\n")
+    args = [f"data.train.0.path={source}", "train.objective=label", "train.label_fields=[pitch]",
+            "train.label_weight=1.0", "train.answer_margin=3.0", "train.schedule=constant", "train.eval_every=0",
+            "train.log_every=10", "train.steps=30", f"train.out_dir={tmp_path / 'run'}"]
+    align(*args)
+    hinge = [m["answer_margin_loss"] for m in metrics(tmp_path / "run") if "answer_margin_loss" in m]
+    assert len(hinge) == 3 and hinge[-1] < hinge[0] - 0.5, hinge
+
+
+def test_answer_margin_loss_counts_class_words_only():
+    from lalm.train.objectives import answer_margin_loss
+
+    logits = torch.zeros(4, 10, requires_grad=True)
+    with torch.no_grad():
+        logits[0, 3], logits[1, 4], logits[2, 3] = 5.0, 1.0, 0.5
+    # token 3 is class 0's word, token 4 class 1's; row 3's target (7) is no class word
+    loss = answer_margin_loss(logits, torch.tensor([3, 3, 4, 7]), torch.tensor([3, 4]), torch.tensor([0, 1]), 4.0)
+    assert loss.item() == pytest.approx(0.0 + 5.0 + 4.5)  # leads by 5 (past the margin), trails by 1, by 0.5
+    loss.backward()
+    assert logits.grad[0].abs().sum() == 0 and logits.grad[3].abs().sum() == 0
+    assert logits.grad[1, 3] == -1 and logits.grad[1, 4] == 1
+
+
+def test_class_words_name_classes_that_share_a_first_token():
+    from lalm.config import ConfigError
+    from lalm.llm import byte_chatml_tokenizer
+    from lalm.train.objectives import class_words
+
+    tok = byte_chatml_tokenizer()  # " low" and " high" both begin with the byte " ": that writing is left out
+    ids, owner = class_words(tok, "pitch", ["high", "low"])
+    words = {tok.decode([t]): int(c) for t, c in zip(ids.tolist(), owner.tolist())}
+    assert words == {"h": 0, "l": 1, "H": 0, "L": 1}
+    with pytest.raises(ConfigError, match=r"meta.pace values \['fast speech', 'fast walking'\] all begin with"):
+        class_words(tok, "pace", ["fast speech", "fast walking"])
+
+
 def test_objectives_check_the_model_before_any_weights_load():
     from lalm.config import ConfigError, load_config
     from lalm.paths import kit_config
@@ -385,6 +433,9 @@ def test_objectives_check_the_model_before_any_weights_load():
     assert "is not a branch with a trainable projector; choose one of ['audio']" in problems(
         "train.objective=label", "train.label_fields=[gender]", "train.label_weight=1", "train.label_branch=meta")
     assert problems("train.objective=label", "train.label_fields=[gender]", "train.label_weight=1") == ""
+    assert "set train.objective=label" in problems("train.answer_margin=3")
+    assert "train.answer_margin must be >= 0" in problems(
+        "train.objective=label", "train.label_fields=[gender]", "train.label_weight=1", "train.answer_margin=-1")
     assert "needs a trained recognizer (model.recognizer.name: phoneme_ctc) or a trainable branch with a CTC " \
            "projector" in problems("train.objective=ctc")
     # the phoneme recognizer writes text: the LLM's loss cannot train it

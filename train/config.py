@@ -105,6 +105,12 @@ class TrainConfig:
     label_weight: float = 0.0
     """Objective label: the loss is the LLM's mean per-target-token loss plus label_weight x the heads'
     mean cross-entropy over the labelled clips (summed over fields)."""
+    answer_margin: float = 0.0
+    """Objective label: where a target token is one of a label field's class words (" female", " male";
+    the first token of each value, spaced or not, lower or capitalised), add max(0, answer_margin - m)
+    nats to the loss, m being that word's logit minus the best other class word's. Cross-entropy stops
+    pushing once the right word is likely; this keeps pushing until it leads by answer_margin nats, so
+    a voice a little unlike the trained ones still gets the right word (docs/quality.md row AL). 0: off."""
     label_branch: str = ""
     """Objective label: the branch whose positions the heads read; empty: every trainable branch (the
     heads read the branches' mean positions side by side)."""

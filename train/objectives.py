@@ -7,7 +7,9 @@ the config describes before any weights load, and it computes a micro-batch's lo
 - `label`: `lm` plus `train.label_weight` x the cross-entropy of linear heads that read speaker metadata
   (the rows' `meta`: gender, pace) off the mean of the branches' output positions. The LLM-loss gradient
   of a one-word answer ("female") is a small share of a batch's target tokens; the heads give the
-  branch a direct signal that its positions must tell those classes apart (docs/quality.md).
+  branch a direct signal that its positions must tell those classes apart (docs/quality.md). With
+  `train.answer_margin`, the LLM's own answer word must also lead the other class words by that many
+  nats (a hinge, where cross-entropy would stop pushing once the word is likely).
 - `ctc`: CTC with no LLM forward (an ASR stage; the target is the transcript): a trained recognizer
   (`phoneme_ctc`) on the transcript's text, a `ctc` projector on its tokens.
 
@@ -101,9 +103,10 @@ class LanguageModelling(Objective):
                                 "and LoRA is off)")
         if not cls.teacher and cfg.train.distill_weight:
             problems.append("train.distill_weight is the weight of objective kd; set train.objective=kd")
-        if cls is not LabelledLanguageModelling and (cfg.train.label_weight or cfg.train.label_fields):
-            problems.append("train.label_weight and train.label_fields are for objective label; "
-                            "set train.objective=label")
+        if cls is not LabelledLanguageModelling and (cfg.train.label_weight or cfg.train.label_fields
+                                                     or cfg.train.answer_margin):
+            problems.append("train.label_weight, train.label_fields and train.answer_margin are for objective "
+                            "label; set train.objective=label")
         return problems
 
     def loss(self, model, inputs, batch, cfg):
@@ -140,6 +143,8 @@ class LabelledLanguageModelling(LanguageModelling):
         if not cfg.train.label_fields:
             problems.append("train.objective=label needs train.label_fields: the rows' meta fields to predict, "
                             "e.g. [gender, pace]")
+        if cfg.train.answer_margin < 0:
+            problems.append(f"train.answer_margin must be >= 0 (nats; 0 is off), got {cfg.train.answer_margin!r}")
         if cfg.train.label_fields and cfg.train.label_weight > 0:
             try:
                 label_branches(cfg)
@@ -159,11 +164,17 @@ class LabelledLanguageModelling(LanguageModelling):
         width = sum(model.branches[b].projector.out_dim for b in self.branches)
         self.heads = nn.ModuleDict({f: nn.Linear(width, len(v)) for f, v in self.classes.items()})
         self.index = {f: {v: i for i, v in enumerate(values)} for f, values in self.classes.items()}
-        self.sums = torch.zeros(3)  # label loss x clips, right answers, labelled clips (on the loss's device)
+        self.margin = cfg.train.answer_margin
+        self.words = {f: class_words(model.tokenizer, f, v) for f, v in self.classes.items()} if self.margin else {}
+        # label loss x clips, right answers, labelled clips, answer-margin loss (on the loss's device)
+        self.sums = torch.zeros(4)
 
     def report(self):
-        sums, self.sums = self.sums.cpu(), torch.zeros(3)
-        return {"label_loss": sums[0], "label_accuracy": sums[1], "n": sums[2]}
+        sums, self.sums = self.sums.cpu(), torch.zeros(4)
+        report = {"label_loss": sums[0], "label_accuracy": sums[1], "n": sums[2]}
+        if self.margin:
+            report["answer_margin_loss"] = sums[3]  # per labelled clip, once divided by n
+        return report
 
     def targets(self, field: str, meta: list[dict]) -> torch.Tensor:
         """Class index of each clip's `field`, -100 (ignored) where the row has none or an unseen value."""
@@ -185,16 +196,54 @@ class LabelledLanguageModelling(LanguageModelling):
                 term = F.cross_entropy(logits, target, ignore_index=-100)
                 label = label + term
                 sums = sums + torch.stack([term.detach() * known.sum(), ((logits.argmax(-1) == target) & known).sum(),
-                                           known.sum()]).float()
-        self.sums = sums
+                                           known.sum(), known.new_zeros(())]).float()
+        # Summed over answer words like the LLM loss over tokens, so it takes the same step normalisation.
+        hinge = sum((answer_margin_loss(out["logits"], out["targets"], *self.words[f], self.margin)
+                     for f in self.words), out["loss_sum"].new_zeros(()))
+        self.sums = sums + torch.stack([torch.zeros_like(hinge)] * 3 + [hinge.detach()]).to(sums.dtype)
         # Scaled by the micro-batch's target tokens, because the step divides the summed loss by them.
-        return out["loss_sum"], out["loss_sum"] + cfg.train.label_weight * label * batch["num_targets"]
+        return out["loss_sum"], out["loss_sum"] + cfg.train.label_weight * label * batch["num_targets"] + hinge
 
 
 def label_classes(cfg: AlignConfig, rows: list) -> dict[str, list[str]]:
     """Each label field's classes: the values the training rows' meta holds, sorted."""
     return {f: sorted({str(r.meta[f]) for r in rows if r.meta and r.meta.get(f) is not None})
             for f in cfg.train.label_fields}
+
+
+def class_words(tokenizer, field: str, values: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids, the class each belongs to) of a label field's answer words: the first token of each
+    value written as it would stand in a reply (" female", "female", " Female", "Female").
+
+    A writing whose first tokens do not tell the classes apart (a byte tokenizer's " " before every
+    spaced word) is left out; a field no writing tells apart (" fast speech", " fast walking") is a
+    config error naming it."""
+    owner: dict[int, int] = {}
+    for lead in (" ", ""):
+        for capital in (False, True):
+            words = [v.strip()[:1].upper() + v.strip()[1:] if capital else v.strip() for v in values]
+            firsts = [(tokenizer.encode(lead + w, add_special_tokens=False) or [None])[0] for w in words]
+            if None in firsts or len(set(firsts)) < len(firsts) or any(owner.get(t, i) != i for i, t in enumerate(firsts)):
+                continue
+            owner.update({t: i for i, t in enumerate(firsts)})
+    if not owner:
+        raise ConfigError([(f"train.answer_margin: meta.{field} values {values} all begin with the same token, so "
+                            "no one token's logit tells them apart; give the classes distinct first words, or set "
+                            "train.answer_margin=0")])
+    return torch.tensor(list(owner)), torch.tensor(list(owner.values()))
+
+
+def answer_margin_loss(logits: torch.Tensor, targets: torch.Tensor, ids: torch.Tensor, owner: torch.Tensor,
+                       margin: float) -> torch.Tensor:
+    """Summed max(0, margin - (logit of the target's class word - best logit of another class's words))
+    over the target tokens that are class words. logits [N, vocab] and targets [N] as the model returns."""
+    # Masked rather than indexed by the hits, so there is no device sync per batch.
+    ids, owner = ids.to(targets.device), owner.to(targets.device)
+    match = targets[:, None] == ids[None]  # [N, K]
+    own_class = owner[match.float().argmax(-1)]  # [N]; meaningless where nothing matches (masked below)
+    right = logits.gather(-1, targets[:, None])[:, 0].float()
+    rival = logits[:, ids].float().masked_fill(owner[None] == own_class[:, None], -torch.inf).amax(-1)
+    return (torch.relu(margin - (right - rival)) * match.any(-1)).sum()
 
 
 def label_branches(cfg: AlignConfig) -> list[str]:
