@@ -363,7 +363,7 @@ def test_label_objective_learns_the_metadata_and_resumes_exactly(sift, tmp_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_answer_margin_pushes_the_answer_word_until_it_leads(sift, tmp_path):
+def test_answer_margin_pushes_the_answer_word_until_it_leads(sift, tmp_path, monkeypatch):
     # Rows whose answer names their meta.pitch: the hinge applies where the target token is " low"/" high".
     rows = []
     for line in rows_with_absolute_audio(sift):
@@ -382,6 +382,18 @@ def test_answer_margin_pushes_the_answer_word_until_it_leads(sift, tmp_path):
     align(*args)
     hinge = [m["answer_margin_loss"] for m in metrics(tmp_path / "run") if "answer_margin_loss" in m]
     assert len(hinge) == 3 and hinge[-1] < hinge[0] - 0.5, hinge
+    # Classes whose words begin alike are named from the rows and the tokenizer, before any model loads.
+    from lalm.config import ConfigError
+    from lalm.train import align as align_script
+
+    alike = tmp_path / "alike.jsonl"
+    alike.write_text(source.read_text().replace('"pitch": "low"', '"pitch": "very low"')
+                     .replace('"pitch": "high"', '"pitch": "very high"'))
+    built = []
+    monkeypatch.setattr(align_script, "LALM", lambda *a, **k: built.append(1))
+    with pytest.raises(ConfigError, match=r"some of meta.pitch's values \['very high', 'very low'\] begin with"):
+        align_script.main(["--config", str(CONFIG), f"data.train.0.path={alike}", *args[1:]])
+    assert not built
 
 
 def test_answer_margin_loss_counts_class_words_only():
@@ -407,7 +419,7 @@ def test_class_words_name_classes_that_share_a_first_token():
     ids, owner = class_words(tok, "pitch", ["high", "low"])
     words = {tok.decode([t]): int(c) for t, c in zip(ids.tolist(), owner.tolist())}
     assert words == {"h": 0, "l": 1, "H": 0, "L": 1}
-    with pytest.raises(ConfigError, match=r"meta.pace values \['fast speech', 'fast walking'\] all begin with"):
+    with pytest.raises(ConfigError, match=r"some of meta.pace's values \['fast speech', 'fast walking'\] begin with"):
         class_words(tok, "pace", ["fast speech", "fast walking"])
 
 

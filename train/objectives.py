@@ -154,8 +154,19 @@ class LabelledLanguageModelling(LanguageModelling):
 
     @classmethod
     def check_rows(cls, cfg: AlignConfig, rows: list) -> list[str]:
-        return [f"train.label_fields: the training rows' meta.{f} has {len(values)} value(s) {values}; a label "
-                f"needs two or more (or drop {f!r})" for f, values in label_classes(cfg, rows).items() if len(values) < 2]
+        classes = label_classes(cfg, rows)
+        problems = [f"train.label_fields: the training rows' meta.{f} has {len(values)} value(s) {values}; a label "
+                    f"needs two or more (or drop {f!r})" for f, values in classes.items() if len(values) < 2]
+        if cfg.train.answer_margin and not problems:
+            from lalm.llm import load_tokenizer
+
+            tokenizer = load_tokenizer(cfg.model.llm)  # the tokenizer alone: no weights load for this check
+            for field, values in classes.items():
+                try:
+                    class_words(tokenizer, field, values)
+                except ConfigError as err:
+                    problems += err.problems
+        return problems
 
     def __init__(self, cfg: AlignConfig, rows: list, model):
         super().__init__()
@@ -224,12 +235,12 @@ def class_words(tokenizer, field: str, values: list[str]) -> tuple[torch.Tensor,
             words = [v.strip()[:1].upper() + v.strip()[1:] if capital else v.strip() for v in values]
             firsts = [(tokenizer.encode(lead + w, add_special_tokens=False) or [None])[0] for w in words]
             if None in firsts or len(set(firsts)) < len(firsts) or any(owner.get(t, i) != i for i, t in enumerate(firsts)):
-                continue
+                continue  # this writing cannot tell the classes apart by one token
             owner.update({t: i for i, t in enumerate(firsts)})
     if not owner:
-        raise ConfigError([(f"train.answer_margin: meta.{field} values {values} all begin with the same token, so "
-                            "no one token's logit tells them apart; give the classes distinct first words, or set "
-                            "train.answer_margin=0")])
+        raise ConfigError([(f"train.answer_margin: however they are written, some of meta.{field}'s values {values} "
+                            "begin with the same token, so no one token's logit tells them apart; give the classes "
+                            "distinct first words, or set train.answer_margin=0")])
     return torch.tensor(list(owner)), torch.tensor(list(owner.values()))
 
 
