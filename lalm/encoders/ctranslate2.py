@@ -136,6 +136,21 @@ def _source_name(files: list[Path]) -> str:
     return str(files[0]) if len(files) == 1 else f"model.bin ({' + '.join(str(f) for f in files)})"
 
 
+def ct2_whisper_dirs(path: str) -> list[str] | None:
+    """The folders of a model path when they hold a CTranslate2 Whisper, else None (a hub id or a
+    transformers folder). "a+b" names one CTranslate2 model whose model.bin parts ship in several folders
+    (split wheels); folders joined so that do not hold one are an error. Each part may be a `pkg:` path."""
+    from lalm.paths import resolve_path
+
+    dirs = [resolve_path(p) for p in path.split("+")]
+    if is_ct2_whisper_dir(dirs):
+        return dirs
+    if len(dirs) > 1:
+        raise FileNotFoundError(f"{path}: several folders joined by '+' must hold one CTranslate2 Whisper "
+                                "model (model.bin or its numbered parts); these do not")
+    return None
+
+
 def is_ct2_whisper_dir(path: ModelDirs) -> bool:
     """True if the directory (or directories) hold a CTranslate2 model.bin, whole or in parts, of a Whisper.
 

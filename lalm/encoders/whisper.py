@@ -205,19 +205,15 @@ def load_whisper_encoder(path: str | None, random_config: dict | None, seed: int
             torch.manual_seed(seed)
             return HFWhisperEncoder(WhisperConfig(**random_config)).eval().requires_grad_(False)
 
-    from lalm.encoders.ctranslate2 import is_ct2_whisper_dir, load_ct2_whisper
+    from lalm.encoders.ctranslate2 import ct2_whisper_dirs, load_ct2_whisper
 
-    # "a+b": one CTranslate2 model whose model.bin parts ship in several folders (split wheels).
-    dirs = [resolve_path(p) for p in path.split("+")]
-    if is_ct2_whisper_dir(dirs):
+    dirs = ct2_whisper_dirs(path)
+    if dirs:
         config, state = load_ct2_whisper(dirs)
         encoder = HFWhisperEncoder(config)
         prefix = "model.encoder."
         encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
-    elif len(dirs) > 1:
-        raise FileNotFoundError(f"{path}: several folders joined by '+' must hold one CTranslate2 Whisper "
-                                "model (model.bin or its numbered parts); these do not")
     else:
         # The decoder is loaded and dropped: transformers has no encoder-only loader for Whisper.
-        encoder = WhisperModel.from_pretrained(dirs[0], dtype=torch.float32).get_encoder()
+        encoder = WhisperModel.from_pretrained(resolve_path(path), dtype=torch.float32).get_encoder()
     return encoder.eval().requires_grad_(False)

@@ -121,13 +121,15 @@ class WhisperDecoder(Recognizer):
 
 def load_whisper(path: str):
     """(WhisperForConditionalGeneration in eval mode, its `tokenizers.Tokenizer`) from a CTranslate2
-    folder or a transformers Whisper (hub id or folder)."""
-    from lalm.encoders.ctranslate2 import is_ct2_whisper_dir, load_ct2_whisper_model, whisper_tokenizer
+    folder (or folders joined by "+", as the `whisper` encoder takes them) or a transformers Whisper
+    (hub id or folder)."""
+    from lalm.encoders.ctranslate2 import ct2_whisper_dirs, load_ct2_whisper_model, whisper_tokenizer
     from lalm.paths import resolve_path
 
+    dirs = ct2_whisper_dirs(path)
+    if dirs:
+        return load_ct2_whisper_model(dirs), whisper_tokenizer(dirs)
     local = resolve_path(path)
-    if Path(local).is_dir() and is_ct2_whisper_dir(local):
-        return load_ct2_whisper_model(local), whisper_tokenizer(local)
     from transformers import WhisperForConditionalGeneration, WhisperTokenizerFast
 
     try:
