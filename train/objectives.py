@@ -177,14 +177,15 @@ class LabelledLanguageModelling(LanguageModelling):
         self.index = {f: {v: i for i, v in enumerate(values)} for f, values in self.classes.items()}
         self.margin = cfg.train.answer_margin
         self.words = {f: class_words(model.tokenizer, f, v) for f, v in self.classes.items()} if self.margin else {}
-        # label loss x clips, right answers, labelled clips, answer-margin loss (on the loss's device)
-        self.sums = torch.zeros(4)
+        self.sums = torch.zeros(3)  # label loss x clips, right answers, labelled clips (on the loss's device)
+        self.hinge_sum = torch.zeros(())  # the answer-margin loss since the last report
 
     def report(self):
-        sums, self.sums = self.sums.cpu(), torch.zeros(4)
+        sums, self.sums = self.sums.cpu(), torch.zeros(3)
         report = {"label_loss": sums[0], "label_accuracy": sums[1], "n": sums[2]}
         if self.margin:
-            report["answer_margin_loss"] = sums[3]  # per labelled clip, once divided by n
+            report["answer_margin_loss"] = self.hinge_sum.cpu()  # per labelled clip, once divided by n
+        self.hinge_sum = torch.zeros(())
         return report
 
     def targets(self, field: str, meta: list[dict]) -> torch.Tensor:
@@ -207,11 +208,12 @@ class LabelledLanguageModelling(LanguageModelling):
                 term = F.cross_entropy(logits, target, ignore_index=-100)
                 label = label + term
                 sums = sums + torch.stack([term.detach() * known.sum(), ((logits.argmax(-1) == target) & known).sum(),
-                                           known.sum(), known.new_zeros(())]).float()
+                                           known.sum()]).float()
         # Summed over answer words like the LLM loss over tokens, so it takes the same step normalisation.
         hinge = sum((answer_margin_loss(out["logits"], out["targets"], *self.words[f], self.margin)
                      for f in self.words), out["loss_sum"].new_zeros(()))
-        self.sums = sums + torch.stack([torch.zeros_like(hinge)] * 3 + [hinge.detach()]).to(sums.dtype)
+        self.sums = sums
+        self.hinge_sum = self.hinge_sum.to(hinge.device) + hinge.detach().float()
         # Scaled by the micro-batch's target tokens, because the step divides the summed loss by them.
         return out["loss_sum"], out["loss_sum"] + cfg.train.label_weight * label * batch["num_targets"] + hinge
 
